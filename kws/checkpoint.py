@@ -1,0 +1,86 @@
+"""Saving and loading models as plain data: tensors, strings and numbers, nothing executable.
+
+Files are written atomically (temporary file, fsync, rename) and read with
+`torch.load(weights_only=True)`, so a stranger's checkpoint can never run code here.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .errors import UserError
+from .model import Classifier, build_classifier
+
+FORMAT = 1
+
+
+def atomic_save(obj: object, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_model(model: Classifier, path: Path, **extra: object) -> None:
+    """What `classify` needs without the dataset: recipe, weights, labels, plus `extra` metadata."""
+    atomic_save({"format": FORMAT, "kws_version": __version__, "kind": model.kind, **model.describe(),
+                 "state_dict": model.state_dict(), **extra}, path)
+
+
+def read(path: Path) -> dict:
+    """Load a checkpoint file as plain data, with one clear message for every way it can be wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such checkpoint")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; give the model.pt inside it")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UserError(f"{path}: refused: the checkpoint holds objects that could run code "
+                        f"({str(e).splitlines()[0][:120]})") from None
+    except Exception as e:
+        raise UserError(f"{path}: not a kws checkpoint ({type(e).__name__})") from None
+    if not isinstance(data, dict) or "state_dict" not in data or "frontend" not in data:
+        raise UserError(f"{path}: not a kws checkpoint")
+    if data.get("format") != FORMAT:
+        raise UserError(f"{path}: checkpoint format {data.get('format')} from kws {data.get('kws_version')}; "
+                        f"this kws {__version__} reads format {FORMAT}")
+    return data
+
+
+def load_model(path: Path) -> tuple[Classifier, dict]:
+    data = read(path)
+    try:
+        model = build_classifier(data["frontend"], data["net"], data["labels"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{path}: the checkpoint's model description is invalid ({e})") from None
+    if len(data["labels"]) != data["net"].get("n_classes"):
+        raise UserError(f"{path}: {len(data['labels'])} labels but the network has {data['net'].get('n_classes')} outputs")
+    try:
+        model.load_state_dict(data["state_dict"])
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        detail = next((line.strip() for line in first[1:] if line.strip()), first[0])
+        raise UserError(f"{path}: the weights do not fit the model ({detail[:160]})") from None
+    model.eval()
+    return model, data

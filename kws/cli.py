@@ -1,0 +1,289 @@
+"""The `kws` command line. Heavy libraries (torch, librosa, matplotlib) are imported inside the
+commands that need them, so `kws --help` answers at once."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import KwsError, UserError
+
+app = typer.Typer(
+    help="Keyword spotting with the convnet that first learns to see digits.\n\n"
+    "A 1-second clip becomes a log-mel image; the chapter-4 network (conv → max-pool → dense) "
+    "learns to read it.\n\n"
+    "Quick start, fully offline:  kws train --dataset synth  then  kws classify clip.wav",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+download_app = typer.Typer(help="Fetch datasets (verified by sha256, cached, safely extracted).",
+                           no_args_is_help=True)
+app.add_typer(download_app, name="download")
+
+DataDir = typer.Option(None, "--data-dir", help="Where datasets live [default: $KWS_DATA_DIR or ./data].")
+ModelOpt = typer.Option(None, "--model", "-m", help="A model.pt [default: the most recent run under ./runs].")
+
+
+def _err(message: str) -> None:
+    typer.echo(f"kws: error: {message}", err=True)
+
+
+def _info(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _checkpoint(model: Optional[Path]) -> Path:
+    from .paths import latest_checkpoint, runs_dir
+
+    if model is not None:
+        return model
+    found = latest_checkpoint()
+    if found is None:
+        raise UserError(f"no trained model under {runs_dir()}/: train one (kws train --dataset synth) or pass --model")
+    _info(f"Using {found} (most recent run)")
+    return found
+
+
+def _words(words: Optional[str]) -> Optional[list[str]]:
+    if not words:
+        return None
+    out = [w.strip() for w in words.split(",") if w.strip()]
+    if not out:
+        raise UserError("--words: give a comma-separated list such as yes,no,stop")
+    return out
+
+
+# ----------------------------------------------------------------------------------------- download
+
+@download_app.command("speech-commands")
+def download_speech_commands(
+    data_dir: Optional[Path] = DataDir,
+    url: Optional[str] = typer.Option(None, help="A mirror of speech_commands_v0.02.tar.gz."),
+    sha256: Optional[str] = typer.Option(None, help="The mirror's sha256 [default: the official one]."),
+) -> None:
+    """Google Speech Commands v0.02 (2.4 GB, CC BY 4.0) into DATA_DIR/speech_commands_v0.02/."""
+    _download_archive("speech-commands", data_dir, url, sha256)
+
+
+@download_app.command("speech-commands-test")
+def download_speech_commands_test(
+    data_dir: Optional[Path] = DataDir,
+    url: Optional[str] = typer.Option(None, help="A mirror of speech_commands_test_set_v0.02.tar.gz."),
+    sha256: Optional[str] = typer.Option(None, help="The mirror's sha256 [default: the official one]."),
+) -> None:
+    """The canonical 12-class test set (112 MB) into DATA_DIR/speech_commands_test_set_v0.02/."""
+    _download_archive("speech-commands-test", data_dir, url, sha256)
+
+
+def _download_archive(which: str, data_dir: Optional[Path], url: Optional[str], sha256: Optional[str]) -> None:
+    from .datasets import speech_commands as sc
+    from .download import Remote
+    from .paths import data_dir as resolve
+
+    remote, folder = (sc.ARCHIVE, sc.FOLDER) if which == "speech-commands" else (sc.TEST_ARCHIVE, sc.TEST_FOLDER)
+    if url or sha256:
+        if sha256 and (len(sha256) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha256)):
+            raise UserError("--sha256: expected 64 hexadecimal digits")
+        remote = Remote(url or remote.url, (sha256 or remote.sha256).lower())
+    target = sc.download(resolve(data_dir), remote, folder)
+    typer.echo(f"{which}: ready in {target}")
+
+
+# -------------------------------------------------------------------------------------------- synth
+
+@app.command()
+def synth(
+    out: Optional[Path] = typer.Option(None, help="Output folder [default: DATA_DIR/synth-n<N>-s<SEED>]."),
+    per_word: int = typer.Option(200, min=10, help="Clips per word, each from a different voice."),
+    seed: int = typer.Option(0, help="Same seed, same corpus."),
+    data_dir: Optional[Path] = DataDir,
+) -> None:
+    """Speak the 35 Speech Commands words with espeak-ng voices, in the Speech Commands layout.
+
+    Voices span every English dialect and voice variant espeak-ng ships, at varied rate, pitch and
+    placement. Validation and test voices never speak in training. Background noise is generated.
+    """
+    from .datasets import build_synth
+    from .datasets.synth import SynthConfig, default_root
+    from .paths import data_dir as resolve
+
+    config = SynthConfig(per_word=per_word, seed=seed)
+    root = out or default_root(resolve(data_dir), config)
+    build_synth(root, config)
+    typer.echo(f"synthetic corpus ready in {root}")
+
+
+# -------------------------------------------------------------------------------------------- train
+
+@app.command()
+def train(
+    dataset: str = typer.Option("speech-commands", help="speech-commands (downloads 2.4 GB), synth (offline), "
+                                "mnist, digits, or a folder in the Speech Commands layout."),
+    task: str = typer.Option("12", help="12: ten keywords + _silence_ + _unknown_; 35: every word."),
+    words: Optional[str] = typer.Option(None, help="Your own keywords, e.g. yes,no,stop (+ silence, unknown)."),
+    model: str = typer.Option("chapter4", "--model", help="chapter4 (the book's net) or wide (more accurate)."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Passes over the training set [default: per dataset]."),
+    batch_size: int = typer.Option(64, min=1),
+    lr: float = typer.Option(3e-3, min=0.0, help="Adam's learning rate (cosine-decayed to zero)."),
+    seed: int = typer.Option(0, help="Seeds shuffling, augmentation and initial weights."),
+    out: Optional[Path] = typer.Option(None, help="Run folder [default: runs/<dataset>-<model>-<time>]."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    spec_augment: bool = typer.Option(False, "--spec-augment", help="Mask time and frequency stripes."),
+    per_word: Optional[int] = typer.Option(None, help="synth only: clips per word when building the corpus."),
+    data_dir: Optional[Path] = DataDir,
+) -> None:
+    """Train a model, keep its best epoch, and report test accuracy.
+
+    The run folder gets model.pt (the checkpoint: weights, labels, frontend), last.pt (for --resume),
+    metrics.json, curves.png and confusion.png.
+    """
+    import torch
+
+    from .augment import AugmentConfig, SpecAugment, WaveAugment
+    from .datasets import load_dataset
+    from .features import LogMel, PixelScale
+    from .model import PRESETS, new_classifier
+    from .paths import data_dir as resolve
+    from .paths import runs_dir
+    from .plots import confusion_png, curves_png
+    from .train import Interrupted, TrainConfig, fit
+
+    if model not in PRESETS:
+        raise UserError(f"--model {model}: choose chapter4 or wide")
+    if resume and out is None:
+        raise UserError("--resume needs --out RUN_DIR, the run to continue")
+    splits = load_dataset(dataset, resolve(data_dir), task=task, words=_words(words), seed=seed, per_word=per_word)
+    _info(splits.summary())
+    epochs = epochs or {"synth": 25, "mnist": 10, "digits": 15}.get(dataset, 20)
+    run_dir = out or runs_dir() / f"{Path(dataset).name}-{model}-{datetime.now():%Y%m%d-%H%M%S}"
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    augment = features_augment = None
+    if splits.kind == "audio":
+        aug = AugmentConfig(**({"time_masks": 2, "freq_masks": 2} if spec_augment else {}))
+        augment = WaveAugment(aug, splits.noise, generator)
+        spec = SpecAugment(aug, generator)
+        features_augment = spec if spec.active else None
+        frontend = LogMel()
+    else:
+        frontend = PixelScale()
+    net = new_classifier(frontend, splits.labels, model)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+
+    def show(row: dict) -> None:
+        _info(f"epoch {row['epoch']:>3}/{epochs}  loss {row['train_loss']:.3f}  acc {row['train_accuracy']:.3f}"
+              f"  val_loss {row['val_loss']:.3f}  val_acc {row['val_accuracy']:.3f}")
+
+    info = {"dataset": dataset, "task": task, "words": words, "model": model, "spec_augment": spec_augment}
+    try:
+        metrics = fit(net, splits, config, run_dir, generator=generator, augment=augment,
+                      augment_features=features_augment, resume=resume, run_info=info, on_epoch=show,
+                      progress=sys.stderr.isatty())
+    except Interrupted as e:
+        _info(f"{e}\nResume with: kws train {' '.join(sys.argv[2:])} --out {run_dir} --resume".replace(" --resume --resume", " --resume"))
+        raise typer.Exit(130)
+    curves_png(metrics["history"], run_dir / "curves.png", f"{dataset} · {model}")
+    confusion_png(metrics["test_report"]["confusion"], splits.labels, run_dir / "confusion.png",
+                  f"Test set · accuracy {metrics['test_accuracy']:.3f}")
+    typer.echo(f"test accuracy {metrics['test_accuracy']:.4f} (best val {metrics['val_accuracy']:.4f} "
+               f"at epoch {metrics['best_epoch']}), {metrics['train_seconds']:.0f}s of training")
+    typer.echo(f"model saved to {run_dir / 'model.pt'}")
+
+
+# ----------------------------------------------------------------------------------------- classify
+
+@app.command()
+def classify(
+    files: List[Path] = typer.Argument(..., help="WAV/FLAC/OGG clips (any rate, any channels) or digit images."),
+    model: Optional[Path] = ModelOpt,
+    top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="How many labels to show per file."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON array, an object per file."),
+) -> None:
+    """Say which word each clip holds (or which digit each picture shows).
+
+    Clips longer than one second are scanned with a sliding 1-s window; the best window is reported.
+    A file that cannot be read is reported and skipped; the exit code is then 2.
+    """
+    from .checkpoint import load_model
+    from .infer import classify_file
+
+    ckpt = _checkpoint(model)
+    net, _ = load_model(ckpt)
+    results, failed = [], 0
+    for f in files:
+        try:
+            results.append(classify_file(net, f))
+        except UserError as e:
+            failed += 1
+            _err(str(e))
+    if as_json:
+        typer.echo(json.dumps([r.as_json(top_k) for r in results], indent=None))
+    else:
+        for r in results:
+            top = r.top(top_k)
+            where = f" @ {r.start:.1f}s" if r.start else ""
+            rest = "  ".join(f"{label} {p:.3f}" for label, p in top[1:])
+            typer.echo(f"{r.file}{where}: {top[0][0]} ({top[0][1]:.3f})" + (f"   [{rest}]" if rest else ""))
+    if failed:
+        raise typer.Exit(2)
+
+
+# ----------------------------------------------------------------------------------------- evaluate
+
+@app.command()
+def evaluate(
+    model: Optional[Path] = ModelOpt,
+    dataset: Optional[str] = typer.Option(None, help="speech-commands, synth, mnist, digits, or a folder "
+                                          "[default: the model's own dataset]. A folder of word-named "
+                                          "subfolders without split lists is scored whole."),
+    split: str = typer.Option("test", help="train, val or test (for datasets with splits)."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Confusion-matrix PNG [default: next to the model]."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    data_dir: Optional[Path] = DataDir,
+) -> None:
+    """Accuracy, per-class precision and recall, and a confusion-matrix picture."""
+    from .checkpoint import load_model
+    from .evaluate import evaluate_on
+    from .paths import data_dir as resolve
+    from .plots import confusion_png
+
+    ckpt = _checkpoint(model)
+    net, meta = load_model(ckpt)
+    if split not in ("train", "val", "test"):
+        raise UserError(f"--split {split}: use train, val or test")
+    name = dataset or meta.get("train_args", {}).get("dataset") or meta.get("dataset")
+    result = evaluate_on(net, meta, name, resolve(data_dir), split)
+    png = out or ckpt.parent / f"confusion-{Path(str(name)).name}-{split}.png"
+    confusion_png(result["confusion"], result["labels"], png,
+                  f"{Path(str(name)).name} · {split} · accuracy {result['accuracy']:.3f}")
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in result.items() if k != "confusion"}, indent=2))
+        return
+    typer.echo(f"{result['dataset']} ({result['split']}): accuracy {result['accuracy']:.4f} on {result['count']} examples")
+    typer.echo(f"{'label':>12}  precision  recall  support")
+    for label, r in result["per_class"].items():
+        typer.echo(f"{label:>12}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['support']:7d}")
+    if result.get("skipped"):
+        typer.echo(f"not scored (words the model does not know): {', '.join(result['skipped'])}")
+    typer.echo(f"confusion matrix: {png}")
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and an exit code, not a traceback."""
+    try:
+        app()
+    except KwsError as e:
+        _err(str(e))
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(130)
+    except OSError as e:  # disk full, permission denied, …: the system's words, one line
+        _err(f"{e.strerror or e}{': ' + str(e.filename) if e.filename else ''}")
+        sys.exit(1)

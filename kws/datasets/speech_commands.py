@@ -1,0 +1,164 @@
+"""Google Speech Commands v0.02 (CC BY 4.0), read from its real on-disk layout.
+
+A folder per word, `_background_noise_/` with long noise recordings, and `validation_list.txt` /
+`testing_list.txt` naming clips such as `yes/0a7c2a8d_nohash_0.wav`; every other clip trains.
+The offline corpus from `kws synth` uses the same layout, so this one reader serves both.
+"""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio import SAMPLE_RATE, fit_length, to_mono_rate
+from ..download import Remote, extract_tar, fetch, is_complete
+from ..errors import UserError
+from . import Splits
+
+SILENCE, UNKNOWN = "_silence_", "_unknown_"
+NOISE_DIR = "_background_noise_"
+KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+
+ARCHIVE = Remote("http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
+                 "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58", 2_428_923_189)
+TEST_ARCHIVE = Remote("http://download.tensorflow.org/data/speech_commands_test_set_v0.02.tar.gz",
+                      "cc2a00c1147c2254e9be3fa0f779d8c17421dc349b86366567a8edfa9acd51df", 112_563_277)
+FOLDER, TEST_FOLDER = "speech_commands_v0.02", "speech_commands_test_set_v0.02"
+
+
+def download(data_dir: Path, remote: Remote = ARCHIVE, folder: str = FOLDER, progress: bool = True) -> Path:
+    """Fetch and extract an archive into `data_dir/folder` (no-op when already complete)."""
+    target = data_dir / folder
+    if is_complete(target):
+        return target
+    archive = fetch(remote, data_dir / "downloads", progress=progress)
+    return extract_tar(archive, target)
+
+
+def word_folders(root: Path) -> list[str]:
+    """Every word in the corpus: the folders holding WAVs, except the noise folder."""
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith((".", "_")) and any(p.glob("*.wav")))
+
+
+def task_words(root: Path, task: str = "12", words: list[str] | None = None) -> tuple[list[str], bool]:
+    """The keywords to recognise and whether `_silence_`/`_unknown_` classes are added."""
+    available = word_folders(root)
+    if words:
+        chosen, extra = list(words), True
+    elif task == "12":
+        chosen, extra = list(KEYWORDS), True
+    elif task == "35":
+        chosen, extra = available, False
+    else:
+        raise UserError(f"unknown task {task!r}: use 12, 35, or --words a,b,c")
+    missing = [w for w in chosen if w not in available]
+    if missing:
+        raise UserError(f"{root}: no folder for the word(s) {', '.join(missing)}")
+    return chosen, extra
+
+
+def split_lists(root: Path) -> dict[str, list[str]]:
+    """Relative clip paths per split, from the two list files; the rest is training."""
+    listed = {}
+    for split, fname in (("val", "validation_list.txt"), ("test", "testing_list.txt")):
+        f = root / fname
+        if not f.is_file():
+            raise UserError(f"{root}: missing {fname}; is this a Speech Commands folder?")
+        listed[split] = {line.strip() for line in f.read_text().splitlines() if line.strip()}
+    out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for word in word_folders(root):
+        for wav in sorted((root / word).glob("*.wav")):
+            rel = f"{word}/{wav.name}"
+            out["val" if rel in listed["val"] else "test" if rel in listed["test"] else "train"].append(rel)
+    return out
+
+
+def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int = 0,
+         silence_percent: float = 10.0, unknown_percent: float = 10.0, name: str | None = None) -> Splits:
+    """Decode a corpus in the Speech Commands layout into int16 tensors, one row per 1-s clip.
+
+    For the 12-class task, `_unknown_` clips are drawn from the other words and `_silence_` clips are
+    cut from the background noise, each about `*_percent` of a split (TensorFlow's recipe).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such dataset folder")
+    keywords, extra = task_words(root, task, words)
+    labels = ([SILENCE, UNKNOWN] if extra else []) + keywords
+    index = {w: i for i, w in enumerate(labels)}
+    rng = random.Random(seed)
+    noise = load_noise(root)
+    splits = {}
+    for split, paths in split_lists(root).items():
+        known = [(p, index[p.split("/")[0]]) for p in paths if p.split("/")[0] in index]
+        chosen = list(known)
+        if extra:
+            others = [p for p in paths if p.split("/")[0] not in index]
+            rng.shuffle(others)
+            n_unknown = min(len(others), int(np.ceil(len(known) * unknown_percent / 100)))
+            chosen += [(p, index[UNKNOWN]) for p in others[:n_unknown]]
+        audio = decode_clips([root / p for p, _ in chosen])
+        y = [label for _, label in chosen]
+        if extra:
+            n_silence = int(np.ceil(len(known) * silence_percent / 100))
+            audio = np.concatenate([audio, silence_clips(noise, n_silence, rng)])
+            y += [index[SILENCE]] * n_silence
+        splits[split] = (torch.from_numpy(audio), torch.tensor(y, dtype=torch.long))
+    if len(splits["train"][1]) == 0:
+        raise UserError(f"{root}: no training clips for {', '.join(keywords)}")
+    return Splits(name or root.name, "audio", labels, splits["train"], splits["val"], splits["test"],
+                  noise=torch.from_numpy(noise) if len(noise) else None, info={"root": str(root), "task": task})
+
+
+def decode_clips(paths: list[Path], length: int = SAMPLE_RATE) -> np.ndarray:
+    """(n, length) int16; clips shorter than 1 s are zero-padded, longer ones cut."""
+    out = np.zeros((len(paths), length), np.int16)
+
+    def read(i: int) -> None:
+        out[i] = _read_int16(paths[i], length)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(read, range(len(paths))))
+    return out
+
+
+def _read_int16(path: Path, length: int) -> np.ndarray:
+    import soundfile as sf
+
+    try:
+        data, rate = sf.read(str(path), dtype="int16", always_2d=True)
+    except Exception as e:  # a corrupt clip in a 100k-clip corpus is named, not a traceback
+        raise UserError(f"{path}: cannot decode ({e})") from None
+    if rate != SAMPLE_RATE or data.shape[1] != 1:
+        mono = to_mono_rate(data.astype(np.float32) / 32768, rate)
+        data = np.round(np.clip(mono, -1, 1) * 32767).astype(np.int16)
+    return fit_length(data.reshape(-1), length)
+
+
+def load_noise(root: Path) -> np.ndarray:
+    """All background-noise recordings, resampled and concatenated (float32; empty if none)."""
+    import soundfile as sf
+
+    parts = []
+    for wav in sorted((root / NOISE_DIR).glob("*.wav")):
+        data, rate = sf.read(str(wav), dtype="float32", always_2d=True)
+        parts.append(to_mono_rate(data, rate))
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def silence_clips(noise: np.ndarray, n: int, rng: random.Random, length: int = SAMPLE_RATE) -> np.ndarray:
+    """`n` 1-s cuts of background noise at random volume (digital silence if there is no noise)."""
+    out = np.zeros((n, length), np.int16)
+    if len(noise) <= length:
+        return out
+    for i in range(n):
+        start = rng.randrange(len(noise) - length)
+        cut = noise[start:start + length]
+        peak = float(np.abs(cut).max()) or 1.0
+        out[i] = np.round(np.clip(cut * (rng.uniform(0.0, 0.3) / peak), -1, 1) * 32767).astype(np.int16)
+    return out

@@ -1,0 +1,129 @@
+"""Turning a sound (or a picture) into the image the network reads.
+
+The frontend is an `nn.Module` whose configuration and buffers (window, mel filterbank) travel
+inside every checkpoint, so training, `classify`, `listen` and `export` run the very same
+preprocessing and can never drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class LogMelConfig:
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    n_mels: int = 40
+    fmin: float = 20.0
+    fmax: float = 8000.0
+    floor: float = 1e-6  # power floor before the log, so digital silence stays finite
+    # "utterance": zero mean, unit variance over the whole image (level-invariant);
+    # "channel": per-mel-band mean and variance over time (also cancels a fixed EQ/microphone);
+    # "none": the raw log-mel.
+    norm: str = "utterance"
+    clip_samples: int = 16000  # one input window: 1 s
+
+    @property
+    def win_length(self) -> int:
+        return round(self.sample_rate * self.win_ms / 1000)
+
+    @property
+    def hop_length(self) -> int:
+        return round(self.sample_rate * self.hop_ms / 1000)
+
+
+class LogMel(nn.Module):
+    """(batch, samples) float waveform in [-1, 1] → (batch, 1, n_mels, frames) normalised log-mel."""
+
+    kind = "audio"
+
+    def __init__(self, config: LogMelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or LogMelConfig()
+        if config.norm not in ("utterance", "channel", "none"):
+            raise ValueError(f"unknown normalisation {config.norm!r}")
+        self.register_buffer("window", torch.hann_window(config.win_length), persistent=True)
+        self.register_buffer("mel_basis", _mel_basis(config), persistent=True)
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        c = self.config
+        return c.n_mels, 1 + (c.clip_samples - c.n_fft) // c.hop_length
+
+    def mel_power(self, wav: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) → (batch, n_mels, frames) mel power, the quantity librosa computes."""
+        c = self.config
+        spec = torch.stft(wav, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
+                          window=self.window, center=False, return_complex=True)
+        power = spec.real.square() + spec.imag.square()
+        return torch.matmul(self.mel_basis, power)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        if wav.dim() == 1:
+            wav = wav.unsqueeze(0)
+        logmel = torch.log(self.mel_power(wav.float()).clamp_min(self.config.floor))
+        if self.config.norm == "utterance":
+            dims = (1, 2)
+        elif self.config.norm == "channel":
+            dims = (2,)
+        else:
+            return logmel.unsqueeze(1)
+        mean = logmel.mean(dim=dims, keepdim=True)
+        std = logmel.std(dim=dims, keepdim=True)
+        return ((logmel - mean) / (std + 1e-5)).unsqueeze(1)
+
+    def describe(self) -> dict:
+        return {"type": "logmel", "config": asdict(self.config)}
+
+
+@dataclass
+class PixelConfig:
+    height: int = 28
+    width: int = 28
+    mean: float = 0.1307  # MNIST's pixel statistics, as in the usual recipe
+    std: float = 0.3081
+
+
+class PixelScale(nn.Module):
+    """(batch, H, W) grey levels 0..255 → (batch, 1, H, W) standardised: the image side's frontend."""
+
+    kind = "image"
+
+    def __init__(self, config: PixelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or PixelConfig()
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return self.config.height, self.config.width
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        if pixels.dim() == 2:
+            pixels = pixels.unsqueeze(0)
+        x = pixels.float() / 255.0
+        return ((x - self.config.mean) / self.config.std).unsqueeze(1)
+
+    def describe(self) -> dict:
+        return {"type": "pixels", "config": asdict(self.config)}
+
+
+def build_frontend(description: dict) -> nn.Module:
+    """Rebuild a frontend from what `describe()` wrote into a checkpoint."""
+    kinds = {"logmel": (LogMel, LogMelConfig), "pixels": (PixelScale, PixelConfig)}
+    if description.get("type") not in kinds:
+        raise ValueError(f"unknown frontend type {description.get('type')!r}")
+    module, config = kinds[description["type"]]
+    return module(config(**description["config"]))
+
+
+def _mel_basis(c: LogMelConfig) -> torch.Tensor:
+    import librosa
+
+    fb = librosa.filters.mel(sr=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax)
+    return torch.from_numpy(fb).float()

@@ -1,0 +1,105 @@
+"""The chapter-4 convnet, built for any input image size, and the classifier that wraps it.
+
+One class serves a 28×28 digit and a 40×97 log-mel image: the layer sizes after the convolutions
+are computed from the input shape, not written down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .features import build_frontend
+
+PRESETS = ("chapter4", "wide")
+
+
+@dataclass
+class NetConfig:
+    height: int
+    width: int
+    n_classes: int
+    preset: str = "chapter4"
+
+
+class ConvNet(nn.Module):
+    """conv 3×3 relu → maxpool 2 → conv 3×3 relu → maxpool 2 → conv 3×3 relu → dense relu → dense.
+
+    `chapter4`: 16/32/32 filters and a 64-unit dense layer, exactly the book's MNIST model.
+    `wide`: 32/64/64 filters, batch norm after each convolution, dropout, a 128-unit dense layer.
+    The last layer emits logits; softmax is applied by `Classifier.probabilities` (and folded into
+    the loss during training, which is the numerically stable way to train a softmax output).
+    """
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        if config.preset not in PRESETS:
+            raise ValueError(f"unknown model preset {config.preset!r} (choose from {', '.join(PRESETS)})")
+        self.config = config
+        wide = config.preset == "wide"
+        filters, dense = ((32, 64, 64), 128) if wide else ((16, 32, 32), 64)
+
+        def conv(c_in: int, c_out: int) -> list[nn.Module]:
+            layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3)]
+            if wide:
+                layers.append(nn.BatchNorm2d(c_out))
+            return layers + [nn.ReLU()]
+
+        self.features = nn.Sequential(
+            *conv(1, filters[0]), nn.MaxPool2d(2),
+            *conv(filters[0], filters[1]), nn.MaxPool2d(2),
+            *conv(filters[1], filters[2]),
+        )
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, 1, config.height, config.width)).numel()
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            *([nn.Dropout(0.25)] if wide else []),
+            nn.Linear(flat, dense), nn.ReLU(),
+            *([nn.Dropout(0.5)] if wide else []),
+            nn.Linear(dense, config.n_classes),
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(image))
+
+
+class Classifier(nn.Module):
+    """Raw input (waveform or pixels) → frontend → convnet → logits, plus what it takes to load it."""
+
+    def __init__(self, frontend: nn.Module, net: ConvNet, labels: list[str]) -> None:
+        super().__init__()
+        self.frontend = frontend
+        self.net = net
+        self.labels = list(labels)
+
+    @property
+    def kind(self) -> str:
+        return self.frontend.kind
+
+    def forward(self, x: torch.Tensor,
+                augment_features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        image = self.frontend(x)
+        if augment_features is not None:
+            image = augment_features(image)
+        return self.net(image)
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self(x), dim=-1)
+
+    def describe(self) -> dict:
+        """The plain-data recipe from which `build_classifier` rebuilds this model."""
+        return {"frontend": self.frontend.describe(), "net": asdict(self.net.config), "labels": self.labels}
+
+
+def build_classifier(frontend: dict, net: dict, labels: list[str]) -> Classifier:
+    return Classifier(build_frontend(frontend), ConvNet(NetConfig(**net)), labels)
+
+
+def new_classifier(frontend: nn.Module, labels: list[str], preset: str = "chapter4") -> Classifier:
+    height, width = frontend.image_shape
+    return Classifier(frontend, ConvNet(NetConfig(height, width, len(labels), preset)), labels)
