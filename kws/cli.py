@@ -85,8 +85,9 @@ def _download_archive(which: str, data_dir: Optional[Path], url: Optional[str], 
     from .download import Remote
     from .paths import data_dir as resolve
 
-    remote, folder = (sc.ARCHIVE, sc.FOLDER) if which == "speech-commands" else (sc.TEST_ARCHIVE, sc.TEST_FOLDER)
+    remote, folder = (None, sc.FOLDER) if which == "speech-commands" else (sc.TEST_ARCHIVE, sc.TEST_FOLDER)
     if url or sha256:
+        remote = remote or sc.ARCHIVE
         if sha256 and (len(sha256) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha256)):
             raise UserError("--sha256: expected 64 hexadecimal digits")
         remote = Remote(url or remote.url, (sha256 or remote.sha256).lower())

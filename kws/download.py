@@ -62,6 +62,7 @@ def fetch(remote: Remote, cache_dir: Path, progress: bool = True) -> Path:
     import pooch
     import requests
 
+    pooch.get_logger().setLevel("WARNING")  # our progress bar already says what is downloading
     cache_dir.mkdir(parents=True, exist_ok=True)
     downloader = pooch.HTTPDownloader(progressbar=_RichBar(f"Downloading {remote.filename}") if progress else False,
                                       timeout=30)

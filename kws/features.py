@@ -22,7 +22,8 @@ class LogMelConfig:
     n_mels: int = 40
     fmin: float = 20.0
     fmax: float = 8000.0
-    floor: float = 1e-6  # power floor before the log, so digital silence stays finite
+    floor: float = 1e-10  # absolute power floor, so digital silence stays finite
+    dynamic_range_db: float = 80.0  # and a floor this far below the clip's peak: gain-invariant
     # "utterance": zero mean, unit variance over the whole image (level-invariant);
     # "channel": per-mel-band mean and variance over time (also cancels a fixed EQ/microphone);
     # "none": the raw log-mel.
@@ -39,7 +40,7 @@ class LogMelConfig:
 
 
 class LogMel(nn.Module):
-    """(batch, samples) float waveform in [-1, 1] → (batch, 1, n_mels, frames) normalised log-mel."""
+    """(batch, samples) waveform (float in [-1, 1] or int16 PCM) → (batch, 1, n_mels, frames) log-mel."""
 
     kind = "audio"
 
@@ -67,7 +68,12 @@ class LogMel(nn.Module):
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         if wav.dim() == 1:
             wav = wav.unsqueeze(0)
-        logmel = torch.log(self.mel_power(wav.float()).clamp_min(self.config.floor))
+        if not wav.is_floating_point():  # int16 PCM, as datasets store it
+            wav = wav.float() / 32768.0
+        power = self.mel_power(wav.float())
+        peak = power.amax(dim=(1, 2), keepdim=True)
+        floor = (peak * 10 ** (-self.config.dynamic_range_db / 10)).clamp_min(self.config.floor)
+        logmel = torch.log(torch.maximum(power, floor))
         if self.config.norm == "utterance":
             dims = (1, 2)
         elif self.config.norm == "channel":

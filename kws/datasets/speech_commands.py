@@ -7,6 +7,7 @@ The offline corpus from `kws synth` uses the same layout, so this one reader ser
 
 from __future__ import annotations
 
+import os
 import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,8 +31,14 @@ TEST_ARCHIVE = Remote("http://download.tensorflow.org/data/speech_commands_test_
 FOLDER, TEST_FOLDER = "speech_commands_v0.02", "speech_commands_test_set_v0.02"
 
 
-def download(data_dir: Path, remote: Remote = ARCHIVE, folder: str = FOLDER, progress: bool = True) -> Path:
-    """Fetch and extract an archive into `data_dir/folder` (no-op when already complete)."""
+def download(data_dir: Path, remote: Remote | None = None, folder: str = FOLDER, progress: bool = True) -> Path:
+    """Fetch and extract an archive into `data_dir/folder` (no-op when already complete).
+
+    `$KWS_SPEECH_COMMANDS_URL` (and `$KWS_SPEECH_COMMANDS_SHA256`) point the default at a mirror.
+    """
+    if remote is None:
+        remote = Remote(os.environ.get("KWS_SPEECH_COMMANDS_URL") or ARCHIVE.url,
+                        os.environ.get("KWS_SPEECH_COMMANDS_SHA256") or ARCHIVE.sha256)
     target = data_dir / folder
     if is_complete(target):
         return target

@@ -1,0 +1,69 @@
+"""Shared fixtures: the real clips beside the repo, a small offline corpus, one trained model."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+SPEECH = SHARED / "speech"
+
+
+def kws(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600,
+        input: bytes | None = None) -> subprocess.CompletedProcess:
+    """Run the real command line in a child process, as a user would."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "kws", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, cwd=cwd or REPO, timeout=timeout, input=input)
+
+
+@pytest.fixture(scope="session")
+def speech_dir() -> Path:
+    if not SPEECH.is_dir():
+        pytest.skip(f"real clips not found at {SPEECH}")
+    return SPEECH
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory) -> Path:
+    """A small espeak-ng corpus in the Speech Commands layout, built once per test session."""
+    out = tmp_path_factory.mktemp("corpus") / "synth"
+    r = kws("synth", "--out", out, "--per-word", "60", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(small_corpus, tmp_path_factory) -> Path:
+    """A short real training run on three keywords (+ silence and unknown)."""
+    run = tmp_path_factory.mktemp("runs") / "yes-no-stop"
+    r = kws("train", "--dataset", small_corpus, "--words", "yes,no,stop", "--epochs", "12",
+            "--out", run, "--seed", "0")
+    assert r.returncode == 0, r.stderr
+    return run
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serve `tmp_path/www` on 127.0.0.1; yields (folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,89 @@
+"""Every error a user can cause ends in one clear line on stderr and exit code 2."""
+
+import pytest
+
+from .conftest import kws
+
+
+def _one_line(r) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert "Traceback" not in r.stderr
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def model(trained_run):
+    return trained_run / "model.pt"
+
+
+def test_missing_audio_file(model, tmp_path):
+    r = kws("classify", "--model", model, tmp_path / "nope.wav")
+    assert r.returncode == 2 and "no such file" in _one_line(r)
+
+
+def test_random_bytes_named_wav(model, tmp_path):
+    bad = tmp_path / "noise.wav"
+    bad.write_bytes(bytes(range(256)) * 20)
+    r = kws("classify", "--model", model, bad)
+    assert r.returncode == 2 and "not a readable audio file" in _one_line(r)
+
+
+def test_bad_files_are_reported_and_good_ones_still_classified(model, small_corpus, tmp_path):
+    good = sorted((small_corpus / "yes").glob("*.wav"))[0]
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    r = kws("classify", "--model", model, good, empty)
+    assert r.returncode == 2
+    assert "the file is empty" in _one_line(r) and str(good) in r.stdout
+
+
+def test_missing_checkpoint(tmp_path, small_corpus):
+    clip = sorted((small_corpus / "yes").glob("*.wav"))[0]
+    r = kws("classify", "--model", tmp_path / "model.pt", clip)
+    assert r.returncode == 2 and "no such checkpoint" in _one_line(r)
+
+
+def test_not_a_checkpoint(tmp_path, small_corpus):
+    fake = tmp_path / "model.pt"
+    fake.write_text("hello")
+    clip = sorted((small_corpus / "yes").glob("*.wav"))[0]
+    r = kws("classify", "--model", fake, clip)
+    assert r.returncode == 2 and "not a kws checkpoint" in _one_line(r)
+
+
+def test_no_trained_model_yet(tmp_path, small_corpus):
+    clip = sorted((small_corpus / "yes").glob("*.wav"))[0]
+    r = kws("classify", clip, env={"KWS_RUNS_DIR": str(tmp_path / "empty-runs")})
+    assert r.returncode == 2 and "no trained model" in _one_line(r)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "--dataset", "nowhere-at-all"], "not speech-commands, synth"),
+    (["train", "--dataset", "synth", "--model", "huge"], "chapter4 or wide"),
+    (["train", "--dataset", "synth", "--resume"], "--resume needs --out"),
+])
+def test_bad_training_options(args, words, tmp_path):
+    r = kws(*args, "--data-dir", tmp_path)
+    assert r.returncode == 2 and words in _one_line(r)
+
+
+def test_unknown_word_and_task(small_corpus, tmp_path):
+    r = kws("train", "--dataset", small_corpus, "--words", "yes,banana", "--out", tmp_path / "r")
+    assert r.returncode == 2 and "banana" in _one_line(r)
+    r = kws("train", "--dataset", small_corpus, "--task", "7", "--out", tmp_path / "r")
+    assert r.returncode == 2 and "unknown task" in _one_line(r)
+
+
+def test_bad_usage_is_exit_2():
+    assert kws("classify").returncode == 2
+    assert kws("no-such-command").returncode == 2
+
+
+def test_help_teaches():
+    r = kws("--help")
+    assert r.returncode == 0
+    for command in ("train", "classify", "evaluate", "synth", "download"):
+        assert command in r.stdout
+    r = kws("train", "--help")
+    assert "--dataset" in r.stdout and "synth" in r.stdout

@@ -1,0 +1,51 @@
+import numpy as np
+import soundfile as sf
+import torch
+
+from kws.features import LogMel, LogMelConfig, PixelScale, build_frontend
+
+
+def _real_clips(speech_dir, n=8):
+    files = sorted(speech_dir.glob("*/*.wav"))
+    files = [f for f in files if not f.parent.name.startswith("_")]
+    return files[:: max(1, len(files) // n)][:n]
+
+
+def test_mel_power_matches_librosa_on_real_clips(speech_dir):
+    import librosa
+
+    frontend = LogMel()
+    c = frontend.config
+    for path in _real_clips(speech_dir):
+        audio, rate = sf.read(path, dtype="float32")
+        assert rate == 16000
+        audio = np.pad(audio, (0, max(0, 16000 - len(audio))))[:16000]
+        ref = librosa.feature.melspectrogram(y=audio, sr=16000, n_fft=c.n_fft, hop_length=c.hop_length,
+                                             win_length=c.win_length, center=False, n_mels=c.n_mels,
+                                             fmin=c.fmin, fmax=c.fmax, power=2.0)
+        ours = frontend.mel_power(torch.from_numpy(audio)[None])[0].numpy()
+        assert ours.shape == ref.shape == (40, 97)
+        np.testing.assert_allclose(ours, ref, rtol=1e-3, atol=1e-6 * ref.max())
+
+
+def test_log_mel_image_is_normalised_and_level_invariant(speech_dir):
+    frontend = LogMel()
+    audio, _ = sf.read(_real_clips(speech_dir)[0], dtype="float32")
+    x = torch.from_numpy(np.pad(audio, (0, 16000 - len(audio))))
+    image = frontend(x)
+    assert image.shape == (1, 1, 40, 97)
+    assert abs(float(image.mean())) < 1e-4 and abs(float(image.std()) - 1) < 1e-3
+    # The same clip 12 dB quieter gives (almost) the same image: the model need not learn loudness.
+    assert torch.allclose(frontend(x / 4), image, atol=1e-3)
+    # int16 input, as datasets store it, is read as PCM.
+    pcm = (x * 32767).round().to(torch.int16)
+    assert torch.allclose(frontend(pcm), image, atol=1e-2)
+
+
+def test_frontend_rebuilds_from_its_description():
+    frontend = LogMel(LogMelConfig(n_mels=32, norm="channel"))
+    rebuilt = build_frontend(frontend.describe())
+    x = torch.randn(2, 16000) * 0.1
+    assert torch.equal(rebuilt(x), frontend(x))
+    pixels = PixelScale()
+    assert build_frontend(pixels.describe())(torch.zeros(28, 28, dtype=torch.uint8)).shape == (1, 1, 28, 28)

@@ -1,0 +1,30 @@
+import pytest
+import torch
+
+from kws.features import LogMel, PixelScale
+from kws.model import ConvNet, NetConfig, new_classifier
+
+
+def test_chapter4_on_digits_is_the_books_network():
+    net = ConvNet(NetConfig(28, 28, 10))
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    dense = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert [c.out_channels for c in convs] == [16, 32, 32]
+    assert all(c.kernel_size == (3, 3) for c in convs)
+    assert [(d.in_features, d.out_features) for d in dense] == [(3 * 3 * 32, 64), (64, 10)]
+    conv = (1 * 9 + 1) * 16 + (16 * 9 + 1) * 32 + (32 * 9 + 1) * 32
+    assert sum(p.numel() for p in net.parameters()) == conv + (288 + 1) * 64 + (64 + 1) * 10 == 33194
+
+
+@pytest.mark.parametrize("preset", ["chapter4", "wide"])
+def test_one_class_serves_images_and_spectrograms(preset):
+    audio = new_classifier(LogMel(), ["a", "b", "c"], preset)
+    image = new_classifier(PixelScale(), [str(d) for d in range(10)], preset)
+    assert type(audio.net) is type(image.net)
+    assert audio(torch.randn(5, 16000)).shape == (5, 3)
+    assert image(torch.randint(0, 255, (5, 28, 28), dtype=torch.uint8)).shape == (5, 10)
+
+
+def test_unknown_preset_is_refused():
+    with pytest.raises(ValueError, match="preset"):
+        ConvNet(NetConfig(28, 28, 10, "huge"))

@@ -1,0 +1,110 @@
+"""A short real training run, then classify on clips the model never saw."""
+
+import json
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from kws.checkpoint import load_model
+
+from .conftest import kws
+
+
+def test_training_beats_chance_widely(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["labels"] == ["_silence_", "_unknown_", "yes", "no", "stop"]
+    assert metrics["epochs"] == 12 and len(metrics["history"]) == 12
+    assert 0 <= metrics["val_accuracy"] <= 1 and metrics["train_seconds"] > 0
+    assert metrics["test_accuracy"] >= 0.6  # chance is 0.2
+    for name in ("model.pt", "last.pt", "curves.png", "confusion.png"):
+        assert (trained_run / name).stat().st_size > 0
+
+
+def test_checkpoint_is_plain_data_and_self_contained(trained_run):
+    data = torch.load(trained_run / "model.pt", weights_only=True)
+    assert data["labels"] == ["_silence_", "_unknown_", "yes", "no", "stop"]
+    assert data["frontend"]["type"] == "logmel" and "mel_basis" in "".join(data["state_dict"])
+    assert data["train_args"]["dataset"].endswith("synth")
+    model, _ = load_model(trained_run / "model.pt")
+    assert model(torch.zeros(1, 16000)).shape == (1, 5)
+
+
+def _held_out(corpus, word, n):
+    listed = (corpus / "testing_list.txt").read_text().split()
+    return [corpus / p for p in listed if p.startswith(word + "/")][:n]
+
+
+def test_classify_unseen_clips_including_44k_stereo(trained_run, small_corpus, tmp_path):
+    clips = {w: _held_out(small_corpus, w, 4) for w in ("yes", "no", "stop")}
+    # One held-out clip re-recorded at 44.1 kHz stereo, the way a laptop saves it.
+    import soxr
+
+    mono, _ = sf.read(clips["stop"][0], dtype="float32")
+    stereo = np.stack([soxr.resample(mono, 16000, 44100)] * 2, axis=1) * [1.0, 0.8]
+    odd = tmp_path / "stop_44k_stereo.wav"
+    sf.write(odd, stereo, 44100)
+    files = [f for fs in clips.values() for f in fs] + [odd]
+    r = kws("classify", "--model", trained_run / "model.pt", "--json", "--top-k", "2", *files)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [o["file"] for o in out] == [str(f) for f in files]
+    assert all(len(o["top"]) == 2 and o["top"][0]["label"] == o["label"] for o in out)
+    truth = [f.parent.name for f in files[:-1]] + ["stop"]
+    correct = sum(o["label"] == t for o, t in zip(out, truth))
+    assert correct >= 9, [(o["label"], t) for o, t in zip(out, truth)]
+    assert abs(sum(p["probability"] for p in out[0]["top"])) <= 1.0 + 1e-6
+
+
+def test_classify_long_clip_finds_the_word_window(trained_run, small_corpus, tmp_path):
+    clip, _ = sf.read(_held_out(small_corpus, "yes", 1)[0], dtype="float32")
+    long = np.concatenate([np.zeros(16000 * 2, np.float32), clip, np.zeros(8000, np.float32)])
+    sf.write(tmp_path / "long.wav", long, 16000)
+    r = kws("classify", "--model", trained_run / "model.pt", tmp_path / "long.wav")
+    assert r.returncode == 0, r.stderr
+    assert ": yes (" in r.stdout and "@ " in r.stdout
+
+
+def test_classify_uses_the_latest_run_and_says_so(trained_run, small_corpus, tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "a").mkdir(parents=True)
+    (runs / "a" / "model.pt").write_bytes((trained_run / "model.pt").read_bytes())
+    r = kws("classify", _held_out(small_corpus, "no", 1)[0], env={"KWS_RUNS_DIR": str(runs)})
+    assert r.returncode == 0, r.stderr
+    assert "most recent run" in r.stderr and str(runs / "a" / "model.pt") in r.stderr
+
+
+def test_evaluate_reports_and_draws(trained_run, small_corpus, tmp_path):
+    png = tmp_path / "cm.png"
+    r = kws("evaluate", "--model", trained_run / "model.pt", "--dataset", small_corpus, "--json", "-o", png)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert abs(report["accuracy"] - metrics["test_accuracy"]) < 1e-9
+    assert set(report["per_class"]) == set(metrics["labels"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sigterm_saves_and_resume_reaches_the_same_weights(small_corpus, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    args = ["train", "--dataset", small_corpus, "--words", "yes,no", "--epochs", "3", "--seed", "3"]
+    full = kws(*args, "--out", tmp_path / "full")
+    assert full.returncode == 0, full.stderr
+    child = subprocess.Popen([sys.executable, "-m", "kws", *map(str, args), "--out", str(tmp_path / "part")],
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in child.stderr:
+        if line.startswith("epoch") and "1/3" in line:
+            child.send_signal(signal.SIGTERM)  # lands during epoch 2
+            break
+    rest_of_stderr = child.stderr.read()
+    assert child.wait(timeout=120) == 130
+    assert "--resume" in rest_of_stderr and "Traceback" not in rest_of_stderr
+    resumed = kws(*args, "--out", tmp_path / "part", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "part" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
