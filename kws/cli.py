@@ -80,6 +80,20 @@ def download_speech_commands_test(
     _download_archive("speech-commands-test", data_dir, url, sha256)
 
 
+@download_app.command("mnist")
+def download_mnist(
+    data_dir: Optional[Path] = DataDir,
+    url: Optional[str] = typer.Option(None, help="Base address holding the four *-ubyte.gz files."),
+) -> None:
+    """The four MNIST IDX files into DATA_DIR/mnist/, each checked against its official sha256."""
+    from .datasets.images import download_mnist as fetch_mnist
+    from .datasets.images import load_mnist
+    from .paths import data_dir as resolve
+
+    folder = fetch_mnist(resolve(data_dir), url)
+    typer.echo(f"mnist: ready in {folder} ({load_mnist(folder).summary()})")
+
+
 def _download_archive(which: str, data_dir: Optional[Path], url: Optional[str], sha256: Optional[str]) -> None:
     from .datasets import speech_commands as sc
     from .download import Remote
@@ -100,7 +114,7 @@ def _download_archive(which: str, data_dir: Optional[Path], url: Optional[str], 
 @app.command()
 def synth(
     out: Optional[Path] = typer.Option(None, help="Output folder [default: DATA_DIR/synth-n<N>-s<SEED>]."),
-    per_word: int = typer.Option(200, min=10, help="Clips per word, each from a different voice."),
+    per_word: int = typer.Option(600, min=10, help="Clips per word, each from a different voice."),
     seed: int = typer.Option(0, help="Same seed, same corpus."),
     data_dir: Optional[Path] = DataDir,
 ) -> None:
@@ -117,6 +131,40 @@ def synth(
     root = out or default_root(resolve(data_dir), config)
     build_synth(root, config)
     typer.echo(f"synthetic corpus ready in {root}")
+
+
+@app.command()
+def say(
+    text: str = typer.Argument(..., help="What to say, e.g. yes."),
+    out: Path = typer.Option(Path("say.wav"), "-o", "--out", help="The WAV to write (16 kHz mono)."),
+    dialect: str = typer.Option("en-us", help="An espeak-ng English dialect: en-us, en, en-gb-scotland, …"),
+    variant: str = typer.Option("", help="A voice variant such as f3, m2, klatt2 (see espeak-ng)."),
+    rate: int = typer.Option(160, min=80, max=450, help="Words per minute."),
+    pitch: int = typer.Option(50, min=0, max=100),
+) -> None:
+    """Speak TEXT with espeak-ng into a WAV: a test clip when there is no microphone at hand.
+
+    Short words are centred in one second of silence, as Speech Commands clips are.
+    """
+    import numpy as np
+
+    from .audio import SAMPLE_RATE, write_wav
+    from .datasets.synth import speak
+    from .espeak import ENGLISH_DIALECTS, EspeakError, Speaker, Voice, list_variants
+
+    if variant and variant not in list_variants():
+        raise UserError(f"--variant {variant}: not an espeak-ng voice variant (e.g. {', '.join(list_variants()[:8])}…)")
+    if dialect not in ENGLISH_DIALECTS:
+        raise UserError(f"--dialect {dialect}: choose one of {', '.join(ENGLISH_DIALECTS)}")
+    try:
+        audio = speak(Speaker(), text, Voice(dialect, variant, rate, pitch))
+    except EspeakError as e:
+        raise UserError(str(e)) from None
+    if len(audio) < SAMPLE_RATE:
+        pad = SAMPLE_RATE - len(audio)
+        audio = np.pad(audio, (pad // 2, pad - pad // 2))
+    write_wav(out, 0.8 * audio / (np.abs(audio).max() + 1e-9))
+    typer.echo(f"wrote {out} ({len(audio) / SAMPLE_RATE:.2f} s)")
 
 
 # -------------------------------------------------------------------------------------------- train
@@ -161,7 +209,7 @@ def train(
         raise UserError("--resume needs --out RUN_DIR, the run to continue")
     splits = load_dataset(dataset, resolve(data_dir), task=task, words=_words(words), seed=seed, per_word=per_word)
     _info(splits.summary())
-    epochs = epochs or {"synth": 25, "mnist": 10, "digits": 15}.get(dataset, 20)
+    epochs = epochs or {"synth": 30, "mnist": 10, "digits": 15}.get(dataset, 20)
     run_dir = out or runs_dir() / f"{Path(dataset).name}-{model}-{datetime.now():%Y%m%d-%H%M%S}"
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -273,6 +321,124 @@ def evaluate(
     if result.get("skipped"):
         typer.echo(f"not scored (words the model does not know): {', '.join(result['skipped'])}")
     typer.echo(f"confusion matrix: {png}")
+
+
+def _detector_config(threshold: float, hop: float, keywords: Optional[str]):
+    from .stream import DetectorConfig
+
+    if not 0 < threshold <= 1:
+        raise UserError("--threshold: give a probability between 0 and 1")
+    return DetectorConfig(hop_ms=hop, threshold=threshold, keywords=tuple(_words(keywords) or ()) or None)
+
+
+def _stream_detector(model: Optional[Path], config):
+    from .checkpoint import load_model
+    from .stream import StreamingDetector
+
+    net, _ = load_model(_checkpoint(model))
+    if net.kind != "audio":
+        raise UserError("this is an image model; listening needs an audio model")
+    try:
+        return StreamingDetector(net, config)
+    except ValueError as e:
+        raise UserError(f"--keywords: {e}") from None
+
+
+@app.command()
+def detect(
+    files: List[Path] = typer.Argument(..., help="Recordings of any length, rate or channel count."),
+    model: Optional[Path] = ModelOpt,
+    threshold: float = typer.Option(0.7, help="Smoothed probability that counts as a detection."),
+    hop: float = typer.Option(100.0, help="Milliseconds between scorings of the last second."),
+    keywords: Optional[str] = typer.Option(None, help="Report only these words, e.g. yes,stop."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line: file, time, label, score."),
+) -> None:
+    """Find keywords in long recordings with the same streaming engine as `kws listen`."""
+    from .audio import load_audio
+    from .stream import detect_array
+
+    config = _detector_config(threshold, hop, keywords)
+    detector = _stream_detector(model, config)
+    failed = 0
+    for f in files:
+        try:
+            audio = load_audio(f)
+        except UserError as e:
+            failed += 1
+            _err(str(e))
+            continue
+        for d in detect_array(detector.model, audio, config):
+            if as_json:
+                typer.echo(json.dumps({"file": str(f), **d.as_json()}))
+            else:
+                typer.echo(f"{f}  {d.time:8.2f}s  {d.label:<10} {d.score:.2f}")
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def listen(
+    model: Optional[Path] = ModelOpt,
+    device: Optional[str] = typer.Option(None, help="Input device index or part of its name [default: system default]."),
+    threshold: float = typer.Option(0.7, help="Smoothed probability that counts as a detection."),
+    hop: float = typer.Option(100.0, help="Milliseconds between scorings of the last second."),
+    keywords: Optional[str] = typer.Option(None, help="Report only these words, e.g. yes,stop."),
+    duration: Optional[float] = typer.Option(None, min=0.1, help="Stop after this many seconds [default: Ctrl-C]."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per detection and line, flushed at once."),
+    list_devices: bool = typer.Option(False, "--list-devices", help="Show the input devices and exit."),
+) -> None:
+    """Spot keywords live from the microphone.
+
+    Every hop (100 ms) the model scores the last second; scores are averaged over 500 ms, a keyword
+    is reported when its average reaches the threshold, and the same keyword is then ignored for
+    1 s. _silence_ and _unknown_ are never reported.
+    """
+    from .listen import input_devices, resolve_device, stream_microphone
+
+    if list_devices:
+        found = input_devices()
+        if not found:
+            raise UserError("no audio input device found")
+        for i, name, channels, rate in found:
+            typer.echo(f"{i:>3}  {name}  ({channels} ch, {rate:.0f} Hz)")
+        return
+    detector = _stream_detector(model, _detector_config(threshold, hop, keywords))
+    dev = resolve_device(device)
+    found: list = []
+    live = None
+    if not as_json and sys.stdout.isatty():
+        from rich.live import Live
+
+        live = Live("listening…", refresh_per_second=10, transient=True)
+        live.start()
+
+    def on_audio(chunk) -> bool:
+        for d in detector.feed(chunk):
+            found.append(d)
+            line = json.dumps(d.as_json()) if as_json else f"{d.time:8.2f}s  {d.label:<10} {d.score:.2f}"
+            (live.console.print if live else typer.echo)(line)
+            sys.stdout.flush()
+        if live is not None and detector.latest is not None:
+            import numpy as np
+
+            level = float(np.sqrt(np.mean(chunk ** 2))) if len(chunk) else 0.0
+            db = 20 * np.log10(level + 1e-9)
+            bar = "█" * int(max(0, min(30, (db + 60) / 2)))
+            top = int(detector.latest.argmax())
+            live.update(f"level {db:6.1f} dB {bar:<30}  now: {detector.model.labels[top]} "
+                        f"({float(detector.latest[top]):.2f})")
+        return True
+
+    try:
+        seconds = stream_microphone(dev, on_audio, duration)
+    finally:
+        if live is not None:
+            live.stop()
+    counts = {}
+    for d in found:
+        counts[d.label] = counts.get(d.label, 0) + 1
+    summary = ", ".join(f"{k} ×{v}" for k, v in counts.items()) or "no keywords"
+    _info(f"listened {seconds:.1f}s: {summary}")
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ NOISE_SECONDS = 30
 
 @dataclass
 class SynthConfig:
-    per_word: int = 200  # clips per word; each comes from a different speaker
+    per_word: int = 600  # clips per word; each comes from a different speaker
     seed: int = 0
     words: tuple[str, ...] = WORDS
     val_percent: float = 10.0

@@ -1,0 +1,137 @@
+"""Keyword spotting on a stream: a 1-s ring buffer scored every hop, smoothed, thresholded, suppressed.
+
+The decision rule follows what users know from TensorFlow's RecognizeCommands and tfjs
+speech-commands: average each label's probability over a short window of recent hops, report a
+keyword when its average crosses the threshold, then ignore that keyword for a refractory period
+so one utterance gives one detection. `listen` (microphone) and `detect` (files) share this engine.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .audio import SAMPLE_RATE
+from .infer import NON_KEYWORDS
+from .model import Classifier
+
+
+@dataclass
+class DetectorConfig:
+    hop_ms: float = 100.0  # how often the model scores the last second
+    average_ms: float = 500.0  # smoothing window over recent scores
+    threshold: float = 0.7  # smoothed probability that reports a keyword
+    suppression_ms: float = 1000.0  # after a detection, that keyword is ignored this long
+    min_hops: int = 3  # scores needed in the window before deciding (no snap decisions at start)
+    keywords: tuple[str, ...] | None = None  # report only these [default: every non-silence label]
+
+
+@dataclass(frozen=True)
+class Detection:
+    time: float  # seconds from the start of the stream: the centre of the best-scoring window
+    label: str
+    score: float
+
+    def as_json(self) -> dict:
+        return {"time": round(self.time, 3), "label": self.label, "score": round(self.score, 4)}
+
+
+class StreamingDetector:
+    """Feed audio chunks of any size (float32, 16 kHz mono); get detections back as they happen."""
+
+    def __init__(self, model: Classifier, config: DetectorConfig | None = None) -> None:
+        if model.kind != "audio":
+            raise ValueError("streaming detection needs an audio model")
+        self.model = model.eval()
+        self.config = config = config or DetectorConfig()
+        self.window = model.frontend.config.clip_samples
+        self.hop = max(1, round(SAMPLE_RATE * config.hop_ms / 1000))
+        wanted = config.keywords or [l for l in model.labels if l not in NON_KEYWORDS]
+        unknown = [k for k in wanted if k not in model.labels]
+        if unknown:
+            raise ValueError(f"the model does not know {', '.join(unknown)} (it knows {', '.join(model.labels)})")
+        self.reportable = torch.tensor([model.labels.index(k) for k in wanted])
+        self.reset()
+
+    def reset(self) -> None:
+        self.buffer = np.zeros(self.window, np.float32)
+        self.samples = 0  # total samples fed
+        self.pending = 0  # samples since the last scoring
+        self.recent: deque[tuple[float, torch.Tensor]] = deque()
+        self.last_fired: dict[int, float] = {}
+        self.latest: torch.Tensor | None = None  # the last smoothed scores, for live displays
+
+    def feed(self, chunk: np.ndarray) -> list[Detection]:
+        out: list[Detection] = []
+        chunk = np.asarray(chunk, np.float32).reshape(-1)
+        while len(chunk):
+            take = min(len(chunk), self.hop - self.pending)
+            self.buffer = np.roll(self.buffer, -take)
+            self.buffer[-take:] = chunk[:take]
+            chunk = chunk[take:]
+            self.samples += take
+            self.pending += take
+            if self.pending == self.hop:
+                self.pending = 0
+                with torch.no_grad():
+                    probs = self.model.probabilities(torch.from_numpy(self.buffer.copy()).unsqueeze(0))[0]
+                out += self.decide(self.samples / SAMPLE_RATE, probs)
+        return out
+
+    def decide(self, end_time: float, probs: torch.Tensor) -> list[Detection]:
+        """One scored window ending at `end_time` seconds → zero or one detection."""
+        c = self.config
+        self.recent.append((end_time, probs))
+        while self.recent and self.recent[0][0] <= end_time - c.average_ms / 1000:
+            self.recent.popleft()
+        stacked = torch.stack([p for _, p in self.recent])
+        smooth = stacked.mean(0)
+        self.latest = smooth
+        if len(self.recent) < c.min_hops:
+            return []
+        scores = smooth[self.reportable]
+        best = int(scores.argmax())
+        label_index = int(self.reportable[best])
+        score = float(scores[best])
+        if score < c.threshold or int(smooth.argmax()) != label_index:
+            return []
+        if end_time - self.last_fired.get(label_index, -1e9) < c.suppression_ms / 1000:
+            return []
+        self.last_fired[label_index] = end_time
+        peak = int(stacked[:, label_index].argmax())
+        centre = self.recent[peak][0] - self.window / SAMPLE_RATE / 2
+        return [Detection(max(0.0, centre), self.model.labels[label_index], score)]
+
+
+def detect_array(model: Classifier, audio: np.ndarray, config: DetectorConfig | None = None,
+                 batch: int = 64) -> list[Detection]:
+    """The streaming decision over a whole recording, scoring hops in batches for speed."""
+    return list(detect_chunks(model, [audio], config, batch))
+
+
+def detect_chunks(model: Classifier, chunks: Iterable[np.ndarray], config: DetectorConfig | None = None,
+                  batch: int = 64) -> Iterator[Detection]:
+    """Like feeding `StreamingDetector`, but windows are scored `batch` at a time: for files."""
+    detector = StreamingDetector(model, config)
+    window, hop = detector.window, detector.hop
+    carry = np.zeros(window - hop, np.float32)  # the ring buffer starts silent, as when listening
+    consumed = 0  # samples of the stream before carry[...]
+    for chunk in chunks:
+        carry = np.concatenate([carry, np.asarray(chunk, np.float32).reshape(-1)])
+        n = (len(carry) - window) // hop + 1
+        if n <= 0:
+            continue
+        for start in range(0, n, batch):
+            count = min(batch, n - start)
+            frames = np.lib.stride_tricks.sliding_window_view(carry, window)[start * hop:(start + count) * hop:hop]
+            with torch.no_grad():
+                probs = model.probabilities(torch.from_numpy(np.ascontiguousarray(frames)))
+            for k in range(count):
+                end = consumed + (start + k) * hop + window - (window - hop)
+                yield from detector.decide(end / SAMPLE_RATE, probs[k])
+        consumed += n * hop
+        carry = carry[n * hop:]

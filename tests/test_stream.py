@@ -1,0 +1,141 @@
+"""The streaming detector on a long recording with known word positions, and `kws listen` for real."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kws.checkpoint import load_model
+from kws.stream import DetectorConfig, StreamingDetector, detect_array
+
+from .conftest import kws
+
+WORDS = ["yes", "no", "stop", "yes"]
+
+
+def _word_centre(clip: np.ndarray) -> float:
+    loud = np.flatnonzero(np.abs(clip) > 0.05 * np.abs(clip).max())
+    return (loud[0] + loud[-1]) / 2 / 16000
+
+
+@pytest.fixture(scope="module")
+def recording(small_corpus):
+    """2 s of noise, then each word with 1.5 s of quiet noise after it, then 3 s of noise alone."""
+    rng = np.random.default_rng(7)
+    held_out = (small_corpus / "testing_list.txt").read_text().split()
+    parts, truth, t = [0.01 * rng.standard_normal(32000)], [], 2.0
+    used = {}
+    for word in WORDS:
+        clips = [p for p in held_out if p.startswith(word + "/")]
+        clip, _ = sf.read(small_corpus / clips[used.get(word, 0)], dtype="float32")
+        used[word] = used.get(word, 0) + 1
+        truth.append((word, t + _word_centre(clip)))
+        parts += [clip + 0.01 * rng.standard_normal(len(clip)), 0.01 * rng.standard_normal(24000)]
+        t += (len(clip) + 24000) / 16000
+    noise_from = t
+    parts.append(0.01 * rng.standard_normal(48000))
+    audio = np.concatenate(parts).astype(np.float32)
+    return audio, truth, noise_from
+
+
+def _check(detections, truth, noise_from):
+    assert [d.label for d in detections] == [w for w, _ in truth], detections
+    for d, (_, t) in zip(detections, truth):
+        assert abs(d.time - t) <= 0.25, (d, t)
+    assert all(d.time < noise_from for d in detections)
+
+
+def test_detector_finds_words_in_order_once_each(trained_run, recording):
+    model, _ = load_model(trained_run / "model.pt")
+    audio, truth, noise_from = recording
+    _check(detect_array(model, audio), truth, noise_from)
+
+
+def test_chunked_feeding_gives_the_same_detections(trained_run, recording):
+    model, _ = load_model(trained_run / "model.pt")
+    audio, truth, noise_from = recording
+    detector = StreamingDetector(model, DetectorConfig())
+    found = []
+    for start in range(0, len(audio), 777):  # odd chunk sizes, as a sound card delivers them
+        found += detector.feed(audio[start:start + 777])
+    assert [(d.label, round(d.time, 3)) for d in found] == [(d.label, round(d.time, 3)) for d in detect_array(model, audio)]
+    _check(found, truth, noise_from)
+
+
+def test_detect_command_prints_json_lines(trained_run, recording, tmp_path):
+    audio, truth, _ = recording
+    sf.write(tmp_path / "long.wav", audio, 16000)
+    r = kws("detect", "--model", trained_run / "model.pt", "--json", tmp_path / "long.wav")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["label"] for row in rows] == [w for w, _ in truth]
+    assert set(rows[0]) == {"file", "time", "label", "score"}
+
+
+def _portaudio() -> bool:
+    try:
+        import sounddevice  # noqa: F401
+    except OSError:
+        return False
+    return True
+
+
+needs_portaudio = pytest.mark.skipif(not _portaudio(), reason="PortAudio (libportaudio2) is not installed")
+
+
+def _alsa_env(tmp_path, raw_file=None) -> dict:
+    conf = tmp_path / "asoundrc"
+    if raw_file is None:  # a configuration with no capture device at all
+        conf.write_text("pcm.!default {\n type plug\n slave.pcm \"nothing\"\n}\n")
+    else:
+        conf.write_text(
+            "pcm.!default {\n"
+            "  type file\n"
+            "  slave.pcm \"null\"\n"
+            "  file \"/dev/null\"\n"
+            f"  infile \"{raw_file}\"\n"
+            "  format \"raw\"\n"
+            "}\n")
+    system = "/usr/share/alsa/alsa.conf"
+    env = {"ALSA_CONFIG_PATH": f"{system}:{conf}" if os.path.exists(system) else str(conf)}
+    return env
+
+
+@needs_portaudio
+def test_listen_through_portaudio_reads_the_words(trained_run, recording, tmp_path):
+    audio, truth, _ = recording
+    raw = tmp_path / "mic.raw"
+    raw.write_bytes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    seconds = len(audio) / 16000
+    r = kws("listen", "--model", trained_run / "model.pt", "--json", "--duration", f"{seconds:.2f}",
+            env=_alsa_env(tmp_path, raw), timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["label"] for row in rows] == [w for w, _ in truth], r.stdout + r.stderr
+    for row, (_, t) in zip(rows, truth):
+        assert abs(row["time"] - t) <= 0.25
+    assert "listened" in r.stderr
+
+
+@needs_portaudio
+def test_list_devices_shows_the_capture_device(tmp_path):
+    raw = tmp_path / "mic.raw"
+    raw.write_bytes(b"\0\0" * 16000)
+    r = kws("listen", "--list-devices", env=_alsa_env(tmp_path, raw))
+    assert r.returncode == 0, r.stderr
+    assert "default" in r.stdout
+
+
+@needs_portaudio
+def test_unknown_device_is_one_clear_line(trained_run, tmp_path):
+    raw = tmp_path / "mic.raw"
+    raw.write_bytes(b"\0\0" * 16000)
+    r = kws("listen", "--model", trained_run / "model.pt", "--device", "no-such-microphone", "--duration", "1",
+            env=_alsa_env(tmp_path, raw))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no input device by that name" in lines[0] and "Traceback" not in r.stderr
