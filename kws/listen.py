@@ -62,11 +62,11 @@ def stream_microphone(device: int | str | None, on_audio: Callable[[np.ndarray],
     chunks: queue.Queue[np.ndarray] = queue.Queue()
 
     def callback(indata, frames, _time, _status) -> None:
-        chunks.put(indata[:, 0].copy())
+        chunks.put(indata[:, 0].astype(np.float32) / 32768.0)
 
     rate = SAMPLE_RATE
     try:
-        sd.check_input_settings(device=device, samplerate=SAMPLE_RATE, channels=1, dtype="float32")
+        sd.check_input_settings(device=device, samplerate=SAMPLE_RATE, channels=1, dtype="int16")
     except Exception:
         rate = int(sd.query_devices(device, "input")["default_samplerate"])
     resampler = None
@@ -75,7 +75,7 @@ def stream_microphone(device: int | str | None, on_audio: Callable[[np.ndarray],
 
         resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
     try:
-        stream = sd.InputStream(device=device, samplerate=rate, channels=1, dtype="float32",
+        stream = sd.InputStream(device=device, samplerate=rate, channels=1, dtype="int16",
                                 blocksize=int(rate * block_ms / 1000), callback=callback)
     except Exception as e:
         raise UserError(f"cannot open the input device ({str(e).splitlines()[0]}); inputs: {_device_list()}") from None
