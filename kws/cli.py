@@ -235,7 +235,8 @@ def train(
                       augment_features=features_augment, resume=resume, run_info=info, on_epoch=show,
                       progress=sys.stderr.isatty())
     except Interrupted as e:
-        _info(f"{e}\nResume with: kws train {' '.join(sys.argv[2:])} --out {run_dir} --resume".replace(" --resume --resume", " --resume"))
+        args = sys.argv[2:] if resume else [*sys.argv[2:], *([] if out else ["--out", str(run_dir)]), "--resume"]
+        _info(f"{e}\nResume with: kws train {' '.join(args)}")
         raise typer.Exit(130)
     curves_png(metrics["history"], run_dir / "curves.png", f"{dataset} · {model}")
     confusion_png(metrics["test_report"]["confusion"], splits.labels, run_dir / "confusion.png",
