@@ -32,7 +32,7 @@ class DetectorConfig:
 
 @dataclass(frozen=True)
 class Detection:
-    time: float  # seconds from the start of the stream: the centre of the best-scoring window
+    time: float  # seconds from the start of the stream to the moment the word was heard (its end)
     label: str
     score: float
 
@@ -58,7 +58,10 @@ class StreamingDetector:
         self.reset()
 
     def reset(self) -> None:
-        self.buffer = np.zeros(self.window, np.float32)
+        # A ring written twice over (at i and i + window), so the last second is always one
+        # contiguous slice: no copy of the buffer per hop.
+        self.ring = np.zeros(2 * self.window, np.float32)
+        self.head = 0  # where the next sample goes; the last second is ring[head:head + window]
         self.samples = 0  # total samples fed
         self.pending = 0  # samples since the last scoring
         self.recent: deque[tuple[float, torch.Tensor]] = deque()
@@ -69,18 +72,24 @@ class StreamingDetector:
         out: list[Detection] = []
         chunk = np.asarray(chunk, np.float32).reshape(-1)
         while len(chunk):
-            take = min(len(chunk), self.hop - self.pending)
-            self.buffer = np.roll(self.buffer, -take)
-            self.buffer[-take:] = chunk[:take]
+            take = min(len(chunk), self.hop - self.pending, self.window - self.head)
+            self.ring[self.head:self.head + take] = chunk[:take]
+            self.ring[self.head + self.window:self.head + self.window + take] = chunk[:take]
+            self.head = (self.head + take) % self.window
             chunk = chunk[take:]
             self.samples += take
             self.pending += take
             if self.pending == self.hop:
                 self.pending = 0
                 with torch.no_grad():
-                    probs = self.model.probabilities(torch.from_numpy(self.buffer.copy()).unsqueeze(0))[0]
+                    probs = self.model.probabilities(torch.from_numpy(self.last_second).unsqueeze(0))[0]
                 out += self.decide(self.samples / SAMPLE_RATE, probs)
         return out
+
+    @property
+    def last_second(self) -> np.ndarray:
+        """The most recent `window` samples, oldest first (a view, not a copy)."""
+        return self.ring[self.head:self.head + self.window]
 
     def decide(self, end_time: float, probs: torch.Tensor) -> list[Detection]:
         """One scored window ending at `end_time` seconds → zero or one detection."""
@@ -102,9 +111,11 @@ class StreamingDetector:
         if end_time - self.last_fired.get(label_index, -1e9) < c.suppression_ms / 1000:
             return []
         self.last_fired[label_index] = end_time
-        peak = int(stacked[:, label_index].argmax())
-        centre = self.recent[peak][0] - self.window / SAMPLE_RATE / 2
-        return [Detection(max(0.0, centre), self.model.labels[label_index], score)]
+        # When was it said? A word is recognised about when it has fully entered the window, so the
+        # end of the first recent window in which it was the top label marks the end of the word.
+        heard = next(t for t, p in self.recent if int(p.argmax()) == label_index) \
+            if any(int(p.argmax()) == label_index for _, p in self.recent) else end_time
+        return [Detection(heard, self.model.labels[label_index], score)]
 
 
 def detect_array(model: Classifier, audio: np.ndarray, config: DetectorConfig | None = None,

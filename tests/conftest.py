@@ -36,7 +36,7 @@ def speech_dir() -> Path:
 def small_corpus(tmp_path_factory) -> Path:
     """A small espeak-ng corpus in the Speech Commands layout, built once per test session."""
     out = tmp_path_factory.mktemp("corpus") / "synth"
-    r = kws("synth", "--out", out, "--per-word", "150", "--seed", "1")
+    r = kws("synth", "--out", out, "--per-word", "400", "--seed", "1")
     assert r.returncode == 0, r.stderr
     return out
 
@@ -45,7 +45,7 @@ def small_corpus(tmp_path_factory) -> Path:
 def trained_run(small_corpus, tmp_path_factory) -> Path:
     """A short real training run on three keywords (+ silence and unknown)."""
     run = tmp_path_factory.mktemp("runs") / "yes-no-stop"
-    r = kws("train", "--dataset", small_corpus, "--words", "yes,no,stop", "--epochs", "20",
+    r = kws("train", "--dataset", small_corpus, "--words", "yes,no,stop", "--epochs", "30",
             "--out", run, "--seed", "0")
     assert r.returncode == 0, r.stderr
     return run
