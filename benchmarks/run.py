@@ -1,0 +1,220 @@
+"""Measure kws on this machine, each figure beside its reference, and write benchmarks/results.json.
+
+    python benchmarks/run.py                  # everything (MNIST takes a few minutes on 2 cores)
+    python benchmarks/run.py --only stream    # one section: frontend, training, inference, stream, mnist
+
+Real clips and MNIST are read from ../shared/data (or --data); sections whose data is missing are
+skipped with a note. Timings are wall-clock medians or percentiles over repeats, after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kws.audio import load_audio  # noqa: E402
+from kws.checkpoint import save_model  # noqa: E402
+from kws.features import LogMel  # noqa: E402
+from kws.model import new_classifier  # noqa: E402
+from kws.stream import DetectorConfig, StreamingDetector, detect_array  # noqa: E402
+
+LABELS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+
+
+def percentiles(seconds: list[float]) -> dict:
+    ms = np.array(seconds) * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+
+
+def real_clips(data: Path, n: int) -> np.ndarray:
+    """Up to n real 1-s clips (float32), padded or cut to one second; noise if there are none."""
+    files = sorted((data / "speech").glob("*/*.wav"))
+    clips = [load_audio(f)[:16000] for f in files if not f.parent.name.startswith("_")][:n]
+    clips = [np.pad(c, (0, 16000 - len(c))) for c in clips]
+    if not clips:
+        return np.random.default_rng(0).standard_normal((n, 16000)).astype(np.float32) * 0.1
+    return np.stack([clips[i % len(clips)] for i in range(n)]).astype(np.float32)
+
+
+def bench_frontend(data: Path) -> dict:
+    import librosa
+
+    frontend = LogMel()
+    c = frontend.config
+    batch = real_clips(data, 256)
+    x = torch.from_numpy(batch)
+
+    def ours() -> torch.Tensor:
+        with torch.no_grad():
+            return frontend.mel_power(x)
+
+    def theirs() -> np.ndarray:
+        return librosa.feature.melspectrogram(
+            y=batch, sr=c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
+            window="hann", center=False, power=2.0, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax, htk=False)
+
+    ours(), theirs()  # warm-up (librosa caches its filterbank)
+    t_ours = min(_time(ours) for _ in range(5))
+    t_theirs = min(_time(theirs) for _ in range(3))
+    a, b = ours().numpy(), theirs()
+    rel = float(np.abs(a - b).max() / np.abs(b).max())
+    return {"batch": 256, "kws_clips_per_s": round(256 / t_ours), "librosa_clips_per_s": round(256 / t_theirs),
+            "speedup": round(t_theirs / t_ours, 1), "max_abs_diff_relative_to_peak": rel,
+            "threads": torch.get_num_threads()}
+
+
+def _time(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_training(device: str) -> dict:
+    out = {}
+    for preset in ("chapter4", "wide"):
+        model = new_classifier(LogMel(), LABELS, preset).to(device).train()
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        x = (torch.randn(64, 16000) * 3000).to(torch.int16).to(device)
+        y = torch.randint(0, len(LABELS), (64,), device=device)
+
+        def step() -> None:
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if device == "cuda":
+                torch.cuda.synchronize()
+
+        for _ in range(3):
+            step()
+        steps = 20
+        seconds = _time(lambda: [step() for _ in range(steps)])
+        out[preset] = {"samples_per_s": round(64 * steps / seconds),
+                       "params": sum(p.numel() for p in model.parameters())}
+    return out
+
+
+def bench_inference(data: Path) -> dict:
+    model = new_classifier(LogMel(), LABELS).eval()
+    clip = torch.from_numpy(real_clips(data, 1)[0])
+    times = []
+    with torch.no_grad():
+        for i in range(220):
+            start = time.perf_counter()
+            model.probabilities(clip[None])
+            if i >= 20:
+                times.append(time.perf_counter() - start)
+    out = {"one_clip": percentiles(times)}
+    with tempfile.TemporaryDirectory() as tmp:  # the cold command: interpreter, imports, load, classify
+        ckpt, wav = Path(tmp) / "model.pt", Path(tmp) / "clip.wav"
+        save_model(model, ckpt)
+        import soundfile as sf
+
+        sf.write(wav, clip.numpy(), 16000)
+        cmd = [sys.executable, "-m", "kws", "classify", "--model", str(ckpt), str(wav)]
+        walls = [_time(lambda: subprocess.run(cmd, capture_output=True, check=True, cwd=ROOT)) for _ in range(3)]
+        help_walls = [_time(lambda: subprocess.run([sys.executable, "-m", "kws", "--help"], capture_output=True,
+                                                   check=True, cwd=ROOT)) for _ in range(3)]
+    out["cold_classify_s"] = round(statistics.median(walls), 3)
+    out["cold_help_s"] = round(statistics.median(help_walls), 3)
+    return out
+
+
+def bench_stream(data: Path) -> dict:
+    """Per-hop cost of the live detector (one window per hop) and the batched file scan's speed."""
+    model = new_classifier(LogMel(), LABELS).eval()
+    rng = np.random.default_rng(0)
+    audio = np.concatenate([real_clips(data, 30).reshape(-1), 0.01 * rng.standard_normal(16000 * 30)])
+    audio = audio.astype(np.float32)
+    detector = StreamingDetector(model, DetectorConfig(hop_ms=100))
+    hop = detector.hop
+    hops = []
+    for start in range(0, len(audio) - hop + 1, hop):  # the microphone delivers one hop at a time
+        t = time.perf_counter()
+        detector.feed(audio[start:start + hop])
+        hops.append(time.perf_counter() - t)
+    hops = hops[20:]
+    per_hop = percentiles(hops)
+    seconds = len(audio) / 16000
+    scan = min(_time(lambda: detect_array(model, audio)) for _ in range(3))
+    return {"hop_ms": 100, **{f"per_hop_{k}": v for k, v in per_hop.items()},
+            "live_real_time_factor": round(sum(hops) / (len(hops) * 0.1), 4),
+            "file_scan_audio_seconds": round(seconds, 1),
+            "file_scan_x_real_time": round(seconds / scan, 1)}
+
+
+def bench_mnist(data: Path) -> dict:
+    from kws.datasets.images import load_mnist
+    from kws.train import TrainConfig, fit
+
+    folder = data / "mnist"
+    if not folder.is_dir():
+        return {"skipped": f"no MNIST files under {folder}"}
+    splits = load_mnist(folder)
+    from kws.features import PixelScale
+
+    model = new_classifier(PixelScale(), splits.labels)
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = fit(model, splits, TrainConfig(epochs=1, lr=3e-3, device="cpu"), Path(tmp),
+                      generator=torch.Generator().manual_seed(0), progress=False)
+    return {"epochs": 1, "seconds_per_epoch": metrics["train_seconds"], "test_accuracy": metrics["test_accuracy"],
+            "train_samples": len(splits.train[1])}
+
+
+SECTIONS = {"frontend": bench_frontend, "training": None, "inference": bench_inference,
+            "stream": bench_stream, "mnist": bench_mnist}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=list(SECTIONS), action="append")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+               "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    results: dict = {"machine": machine}
+    for name in args.only or list(SECTIONS):
+        print(f"… {name}", file=sys.stderr, flush=True)
+        if name == "training":
+            results[name] = {"cpu": bench_training("cpu")}
+            if torch.cuda.is_available():
+                results[name]["cuda"] = bench_training("cuda")
+        else:
+            results[name] = SECTIONS[name](args.data)
+    if args.out.exists() and args.only:  # a partial run updates its own sections only
+        results = {**json.loads(args.out.read_text()), **results}
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    for section, values in results.items():
+        print(f"\n{section}")
+        for key, value in _flat(values):
+            print(f"  {key:<36} {value}")
+    print(f"\nwritten to {args.out}")
+
+
+def _flat(values, prefix: str = ""):
+    if not isinstance(values, dict):
+        yield prefix, values
+        return
+    for k, v in values.items():
+        yield from _flat(v, f"{prefix}.{k}" if prefix else k)
+
+
+if __name__ == "__main__":
+    main()
