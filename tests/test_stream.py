@@ -172,3 +172,21 @@ def test_unknown_device_is_one_clear_line(trained_run, tmp_path):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "no input device by that name" in lines[0] and "Traceback" not in r.stderr
+
+
+@needs_portaudio
+def test_ctrl_c_ends_listening_with_a_summary(trained_run, recording, tmp_path):
+    audio, _, _ = recording
+    raw = tmp_path / "mic.raw"
+    raw.write_bytes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    import sys
+    import time
+    proc = subprocess.Popen([sys.executable, "-m", "kws", "listen", "--model", str(trained_run / "model.pt"), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **_alsa_env(tmp_path, raw)})
+    time.sleep(6)
+    proc.send_signal(2)  # SIGINT, as Ctrl-C sends
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "listened" in err and "Traceback" not in err
+    assert all(json.loads(line)["label"] in WORDS for line in out.splitlines())
