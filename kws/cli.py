@@ -324,6 +324,65 @@ def evaluate(
     typer.echo(f"confusion matrix: {png}")
 
 
+# ------------------------------------------------------------------------------------ look inside
+
+@app.command()
+def spectrogram(
+    file: Path = typer.Argument(..., help="An audio file (any format soundfile reads, any rate, any channels)."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="PNG to write [default: FILE-spectrogram.png here]."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m",
+                                         help="Use this checkpoint's own frontend [default: the default frontend]."),
+) -> None:
+    """Draw the waveform and, on the same time axis, the log-mel image the network reads.
+
+    This is the chapter's idea made visible: a sound becomes a picture (mel bands × 10-ms frames),
+    and the convnet reads that picture the way it reads a handwritten digit.
+    """
+    from .audio import load_audio
+    from .plots import spectrogram_png
+
+    if model is not None:
+        from .checkpoint import load_model
+
+        net, _ = load_model(model)
+        if net.kind != "audio":
+            raise UserError(f"{model}: this is an image model; it has no audio frontend")
+        frontend = net.frontend
+    else:
+        from .features import LogMel
+
+        frontend = LogMel()
+    audio = load_audio(file)
+    png = out or Path(f"{file.stem}-spectrogram.png")
+    spectrogram_png(audio, frontend, png, f"{file.name} · {len(audio) / 16000:.2f} s")
+    typer.echo(f"wrote {png}")
+
+
+@app.command()
+def explain(
+    file: Path = typer.Argument(..., help="An audio clip (its best 1-s window is explained) or a digit picture."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="PNG to write [default: FILE-explain.png here]."),
+    model: Optional[Path] = ModelOpt,
+    target: Optional[str] = typer.Option(None, help="Explain this label [default: the top prediction]."),
+) -> None:
+    """Show what the network sees: input, first-layer filters, feature maps and a Grad-CAM heat-map.
+
+    Grad-CAM weighs the last conv layer's maps by the gradient of the chosen class's score: the
+    bright parts of the heat-map are where the evidence for that class lies (for a word: when it
+    was said and in which frequency bands; for a digit: which strokes).
+    """
+    from .checkpoint import load_model
+    from .explain import explain as look
+    from .plots import explain_png
+
+    net, _ = load_model(_checkpoint(model))
+    result = look(net, file, target)
+    png = out or Path(f"{file.stem}-explain.png")
+    explain_png(result, png, net.kind)
+    top = ", ".join(f"{label} {p:.2f}" for label, p in result.prediction.top(3))
+    typer.echo(f"{file}: {top}; Grad-CAM for {result.target} → {png}")
+
+
 def _detector_config(threshold: float, hop: float, keywords: Optional[str]):
     from .stream import DetectorConfig
 

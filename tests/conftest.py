@@ -51,6 +51,15 @@ def trained_run(small_corpus, tmp_path_factory) -> Path:
     return run
 
 
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> Path:
+    """The chapter's network trained on scikit-learn's 8×8 digits (no download; seconds)."""
+    run = tmp_path_factory.mktemp("digits") / "run"
+    r = kws("train", "--dataset", "digits", "--epochs", "15", "--out", run)
+    assert r.returncode == 0, r.stderr
+    return run
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass

@@ -80,14 +80,6 @@ def test_download_from_a_local_server(tmp_path, http_server):
     assert not list((tmp_path / "other" / "mnist").glob("*-ubyte.gz"))
 
 
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("digits") / "run"
-    r = kws("train", "--dataset", "digits", "--epochs", "15", "--out", run)
-    assert r.returncode == 0, r.stderr
-    return run
-
-
 def test_digits_training_beats_90_percent(digits_run):
     metrics = json.loads((digits_run / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.90 and metrics["labels"] == [str(d) for d in range(10)]

@@ -1,0 +1,91 @@
+"""Looking inside the network: first-layer filters, each conv layer's feature maps, and Grad-CAM.
+
+Grad-CAM (Selvaraju et al., 2017) weighs each channel of the last convolutional layer by how much
+the chosen class's score grows with it (the spatial mean of the gradient), sums the weighted
+channels and keeps the positive part: a coarse map of where in the input the evidence for that
+class lies. It is stretched back to the input image's size so it can be laid over it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .errors import UserError
+from .audio import SAMPLE_RATE
+from .infer import Prediction, classify_file
+from .model import Classifier
+
+
+@dataclass
+class Explanation:
+    image: np.ndarray  # (H, W): the input exactly as the convnet receives it
+    filters: np.ndarray  # (n, 3, 3): the first layer's kernels
+    feature_maps: list[np.ndarray]  # per conv layer, (channels, h, w) after its ReLU
+    heat: np.ndarray  # (H, W) in [0, 1]: Grad-CAM for `target` over the input image
+    target: str
+    prediction: Prediction
+
+
+def feature_maps(net: nn.Module, image: torch.Tensor) -> list[torch.Tensor]:
+    """The output of every conv layer (after its activation), in order."""
+    maps, x = [], image
+    for layer in net.features:
+        x = layer(x)
+        if isinstance(layer, nn.ReLU):
+            maps.append(x)
+    return maps
+
+
+def grad_cam(model: Classifier, x: torch.Tensor, target: int | None = None) -> tuple[np.ndarray, int]:
+    """Grad-CAM over the input image for one raw input `x` (a waveform or pixels, batch of one).
+
+    Returns the heat-map, the size of the frontend's image, scaled to [0, 1], and the class it
+    explains (the top prediction unless `target` is given).
+    """
+    model.eval()
+    with torch.no_grad():
+        image = model.frontend(x)
+    activations = model.net.features(image).detach().requires_grad_(True)
+    logits = model.net.head(activations)
+    target = int(logits.argmax(1)[0]) if target is None else target
+    (grads,) = torch.autograd.grad(logits[0, target], activations)
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((weights * activations).sum(1, keepdim=True)).detach()
+    cam = F.interpolate(cam, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+    peak = float(cam.max())
+    return (cam / peak).numpy() if peak > 0 else cam.numpy(), target
+
+
+def model_input(model: Classifier, path: Path) -> tuple[torch.Tensor, Prediction]:
+    """The raw input the model reads from a file (the best 1-s window of a long clip) and its prediction."""
+    pred = classify_file(model, path)  # also refuses an image given to an audio model, and the reverse
+    if model.kind == "audio":
+        from .audio import fit_length, load_audio
+
+        length = model.frontend.config.clip_samples
+        start = round(pred.start * SAMPLE_RATE)
+        window = fit_length(load_audio(path)[start:start + length], length)
+        return torch.from_numpy(window).unsqueeze(0), pred
+    from .images import load_image
+
+    return load_image(path, model.frontend.image_shape), pred
+
+
+def explain(model: Classifier, path: Path, target: str | None = None) -> Explanation:
+    x, pred = model_input(model, path)
+    if target is not None and target not in model.labels:
+        raise UserError(f"--target {target}: the model does not know it (it knows {', '.join(model.labels)})")
+    heat, index = grad_cam(model, x, None if target is None else model.labels.index(target))
+    with torch.no_grad():
+        image = model.frontend(x)
+        maps = feature_maps(model.net, image)
+    first = next(m for m in model.net.features if isinstance(m, nn.Conv2d))
+    return Explanation(image=image[0, 0].numpy(), filters=first.weight.detach()[:, 0].numpy(),
+                       feature_maps=[m[0].numpy() for m in maps], heat=heat, target=model.labels[index],
+                       prediction=pred)
