@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -16,6 +17,14 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
     Raises UserError with a one-line reason for anything a user could have handed us.
     """
+    blocks = list(stream_audio(path, sample_rate))
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)  # a few samples may resample to none
+
+
+def stream_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+    """The same decoding in blocks of about `block_seconds`, so an hour-long file costs no more
+    memory than a short one. Problems found part-way (a truncated file, a NaN) raise UserError then.
+    """
     import soundfile as sf
 
     path = Path(path)
@@ -26,15 +35,32 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            rate = f.samplerate
+            resampler = None
+            if rate != sample_rate:
+                import soxr
+
+                resampler = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32")
+            frames = max(1, int(block_seconds * rate))
+            total = 0
+            while True:
+                block = f.read(frames, dtype="float32", always_2d=True)
+                last = len(block) < frames
+                total += len(block)
+                if not np.isfinite(block).all():
+                    raise UserError(f"{path}: the audio contains NaN or infinite samples")
+                mono = np.ascontiguousarray(block.mean(axis=1), dtype=np.float32)
+                out = resampler.resample_chunk(mono, last=last) if resampler is not None else mono
+                if len(out):
+                    yield out
+                if last:
+                    break
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         reason = str(e).split(":")[-1].strip() or "unreadable"
         raise UserError(f"{path}: not a readable audio file ({reason})") from None
-    if data.shape[0] == 0:
+    if total == 0:
         raise UserError(f"{path}: the audio has no samples")
-    if not np.isfinite(data).all():
-        raise UserError(f"{path}: the audio contains NaN or infinite samples")
-    return to_mono_rate(data, rate, sample_rate)
 
 
 def to_mono_rate(data: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

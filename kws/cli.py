@@ -414,24 +414,22 @@ def detect(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line: file, time, label, score."),
 ) -> None:
     """Find keywords in long recordings with the same streaming engine as `kws listen`."""
-    from .audio import load_audio
-    from .stream import detect_array
+    from .audio import stream_audio
+    from .stream import detect_chunks
 
     config = _detector_config(threshold, hop, keywords)
     detector = _stream_detector(model, config)
     failed = 0
     for f in files:
-        try:
-            audio = load_audio(f)
+        try:  # decoded in blocks: an hour-long recording needs no more memory than a minute
+            for d in detect_chunks(detector.model, stream_audio(f), config):
+                if as_json:
+                    typer.echo(json.dumps({"file": str(f), **d.as_json()}))
+                else:
+                    typer.echo(f"{f}  {d.time:8.2f}s  {d.label:<10} {d.score:.2f}")
         except UserError as e:
             failed += 1
             _err(str(e))
-            continue
-        for d in detect_array(detector.model, audio, config):
-            if as_json:
-                typer.echo(json.dumps({"file": str(f), **d.as_json()}))
-            else:
-                typer.echo(f"{f}  {d.time:8.2f}s  {d.label:<10} {d.score:.2f}")
     if failed:
         raise typer.Exit(2)
 

@@ -81,7 +81,7 @@ class LogMel(nn.Module):
         else:
             return logmel.unsqueeze(1)
         mean = logmel.mean(dim=dims, keepdim=True)
-        std = logmel.std(dim=dims, keepdim=True)
+        std = logmel.std(dim=dims, keepdim=True, correction=0)  # finite even for a single frame
         return ((logmel - mean) / (std + 1e-5)).unsqueeze(1)
 
     def describe(self) -> dict:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, fit_length, load_audio
+from .audio import SAMPLE_RATE, fit_length, stream_audio
 from .errors import UserError
 from .model import Classifier
 
@@ -32,37 +33,61 @@ class Prediction:
                 "top": [{"label": label, "probability": round(p, 6)} for label, p in top]}
 
 
-def windows(audio: np.ndarray, length: int = SAMPLE_RATE, hop: int = SAMPLE_RATE // 10) -> torch.Tensor:
-    """Every 1-s window of a longer clip at `hop`, the last one flush with the end."""
-    if len(audio) <= length:
-        return torch.from_numpy(fit_length(audio, length)).unsqueeze(0)
-    starts = list(range(0, len(audio) - length + 1, hop))
-    if starts[-1] != len(audio) - length:
-        starts.append(len(audio) - length)
-    x = torch.from_numpy(np.ascontiguousarray(audio))
-    return torch.stack([x[s:s + length] for s in starts])
-
-
 @torch.no_grad()
 def classify_audio(model: Classifier, audio: np.ndarray, name: str = "", hop: int = SAMPLE_RATE // 10,
                    batch: int = 64) -> Prediction:
     """A clip longer than one second is scanned; the window most confident of a keyword wins."""
+    return classify_chunks(model, [audio], name, hop, batch)
+
+
+@torch.no_grad()
+def classify_chunks(model: Classifier, chunks: Iterable[np.ndarray], name: str = "",
+                    hop: int = SAMPLE_RATE // 10, batch: int = 64) -> Prediction:
+    """`classify_audio` over a stream of chunks: every 1-s window at `hop`, the last one flush with
+    the end, scored `batch` at a time, holding no more than a chunk and a window in memory."""
     length = model.frontend.config.clip_samples
-    win = windows(audio, length, hop)
-    probs = torch.cat([model.probabilities(win[i:i + batch]) for i in range(0, len(win), batch)])
-    keyword = [i for i, label in enumerate(model.labels) if label not in NON_KEYWORDS]
-    conf, best_label = probs.max(1)
-    is_keyword = torch.isin(best_label, torch.tensor(keyword)) if keyword else torch.zeros_like(conf, dtype=torch.bool)
-    score = torch.where(is_keyword, conf + 1.0, conf)  # any keyword window beats every non-keyword one
-    best = int(score.argmax())
-    return Prediction(name, probs[best], model.labels, start=best * hop / SAMPLE_RATE if len(win) > 1 else 0.0)
+    keyword = torch.tensor([i for i, label in enumerate(model.labels) if label not in NON_KEYWORDS], dtype=torch.long)
+    best: list = [-1.0, None, 0]  # score, probabilities, start sample
+
+    def score(frames: np.ndarray, first_start: int) -> None:
+        probs = model.probabilities(torch.from_numpy(np.array(frames, dtype=np.float32)))
+        conf, label = probs.max(1)
+        # any window whose top label is a keyword beats every window whose top label is not
+        ranked = torch.where(torch.isin(label, keyword), conf + 1.0, conf)
+        i = int(ranked.argmax())
+        if float(ranked[i]) > best[0]:
+            best[:] = [float(ranked[i]), probs[i], first_start + i * hop]
+
+    carry = np.zeros(0, np.float32)
+    tail = np.zeros(0, np.float32)  # the last `length` samples seen
+    offset = total = 0  # stream position of carry[0]; samples seen
+    for chunk in chunks:
+        chunk = np.asarray(chunk, np.float32).reshape(-1)
+        carry = np.concatenate([carry, chunk])
+        tail = np.concatenate([tail, chunk])[-length:]
+        total += len(chunk)
+        n = (len(carry) - length) // hop + 1 if len(carry) >= length else 0
+        view = np.lib.stride_tricks.sliding_window_view(carry, length) if n else None
+        for first in range(0, n, batch):
+            count = min(batch, n - first)
+            score(view[first * hop:(first + count) * hop:hop], offset + first * hop)
+        carry = carry[n * hop:]
+        offset += n * hop
+    if total < length:
+        score(fit_length(tail, length)[None], 0)
+    elif (total - length) % hop:
+        score(tail[None], total - length)
+    if best[1] is None:
+        raise UserError(f"{name}: the audio has no samples")
+    start = best[2] / SAMPLE_RATE if total > length else 0.0
+    return Prediction(name, best[1], model.labels, start=start)
 
 
 def classify_file(model: Classifier, path: Path) -> Prediction:
     if model.kind == "audio":
         if _looks_like_image(path):
             raise UserError(f"{path}: this is an audio model and the file is an image")
-        return classify_audio(model, load_audio(path), str(path))
+        return classify_chunks(model, stream_audio(path), str(path))
     from .images import load_image
 
     if not _looks_like_image(path) and path.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"):

@@ -140,7 +140,7 @@ def detect_chunks(model: Classifier, chunks: Iterable[np.ndarray], config: Detec
             count = min(batch, n - start)
             frames = np.lib.stride_tricks.sliding_window_view(carry, window)[start * hop:(start + count) * hop:hop]
             with torch.no_grad():
-                probs = model.probabilities(torch.from_numpy(np.ascontiguousarray(frames)))
+                probs = model.probabilities(torch.from_numpy(np.array(frames, dtype=np.float32)))
             for k in range(count):
                 end = consumed + (start + k) * hop + window - (window - hop)
                 yield from detector.decide(end / SAMPLE_RATE, probs[k])
