@@ -23,6 +23,12 @@ class AugmentConfig:
     time_mask_frames: int = 10
     freq_masks: int = 0  # SpecAugment: number of frequency stripes (0 = off)
     freq_mask_bands: int = 5
+    # Acoustic variety that a synthesiser lacks and a room and a microphone add (0 = off):
+    speed: float = 0.0  # tape-speed change in ±speed (tempo and pitch together), e.g. 0.15
+    eq_db: float = 0.0  # random spectral tilt of up to ±eq_db per octave around 1 kHz, e.g. 4
+    band_limit: float = 0.0  # share of clips low-passed at a random 2.5-7 kHz and high-passed below 300 Hz
+    reverb: float = 0.0  # share of clips convolved with a synthetic room (RT60 0.1-0.7 s)
+    warp: float = 0.0  # vocal-tract-length warp of the mel axis by a factor in 1 ± warp, e.g. 0.12
 
 
 class WaveAugment:
@@ -45,6 +51,13 @@ class WaveAugment:
             idx = torch.arange(length).unsqueeze(0) - offsets
             valid = (idx >= 0) & (idx < length)
             x = torch.gather(x, 1, idx.clamp(0, length - 1)) * valid
+        c = self.config
+        if c.speed > 0:
+            x = self._speed(x)
+        if c.eq_db > 0 or c.band_limit > 0:
+            x = self._equalise(x)
+        if c.reverb > 0:
+            x = self._reverb(x)
         if self.noise is not None and self.config.noise_prob > 0:
             starts = torch.randint(0, len(self.noise) - length, (n, 1), generator=self.generator)
             cuts = self.noise[starts + torch.arange(length).unsqueeze(0)]
@@ -52,6 +65,56 @@ class WaveAugment:
             gain = gain * (torch.rand(n, generator=self.generator) < self.config.noise_prob)
             x = (x + gain.unsqueeze(1) * cuts).clamp(-1.0, 1.0)
         return x
+
+
+    def _speed(self, x: torch.Tensor) -> torch.Tensor:
+        """Play each clip faster or slower about its centre (linear interpolation, zero outside)."""
+        n, length = x.shape
+        factor = self._uniform(n, 1 - self.config.speed, 1 + self.config.speed).unsqueeze(1)
+        centre = (length - 1) / 2
+        pos = centre + (torch.arange(length).unsqueeze(0) - centre) * factor
+        lo = pos.floor().long()
+        frac = pos - lo
+        valid = (lo >= 0) & (lo < length - 1)
+        lo = lo.clamp(0, length - 2)
+        out = torch.gather(x, 1, lo) * (1 - frac) + torch.gather(x, 1, lo + 1) * frac
+        return out * valid
+
+    def _equalise(self, x: torch.Tensor) -> torch.Tensor:
+        """A random microphone/room colouring: a spectral tilt and, for some clips, a band limit."""
+        n, length = x.shape
+        c = self.config
+        spec = torch.fft.rfft(x, dim=1)
+        freqs = torch.fft.rfftfreq(length, 1 / SAMPLE_RATE).unsqueeze(0)
+        octaves = torch.log2(freqs.clamp_min(20.0) / 1000.0)
+        gain_db = self._uniform(n, -c.eq_db, c.eq_db).unsqueeze(1) * octaves
+        if c.band_limit > 0:
+            on = (torch.rand(n, 1, generator=self.generator) < c.band_limit).float()
+            low = self._uniform(n, 2500.0, 7000.0).unsqueeze(1)
+            high = self._uniform(n, 50.0, 300.0).unsqueeze(1)
+            lowpass = -40 * torch.relu(torch.log2(freqs.clamp_min(1.0) / low))  # 40 dB per octave above
+            highpass = -24 * torch.relu(torch.log2(high / freqs.clamp_min(1.0)))  # 24 dB per octave below
+            gain_db = gain_db + on * (lowpass + highpass).clamp_min(-80)
+        out = torch.fft.irfft(spec * 10 ** (gain_db / 20), n=length, dim=1)
+        peak = out.abs().amax(1, keepdim=True).clamp_min(1e-6)
+        return out * torch.clamp(x.abs().amax(1, keepdim=True) / peak, max=1.0)  # keep the level
+
+    def _reverb(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve some clips with a synthetic room: a direct path plus exponentially decaying noise."""
+        n, length = x.shape
+        taps = SAMPLE_RATE * 6 // 10
+        rt60 = self._uniform(n, 0.1, 0.7).unsqueeze(1)
+        t = torch.arange(taps).unsqueeze(0) / SAMPLE_RATE
+        tail = torch.randn(n, taps, generator=self.generator) * torch.exp(-6.9 * t / rt60)
+        tail[:, :SAMPLE_RATE // 200] = 0  # 5 ms before the first reflection
+        direct_to_reverb = self._uniform(n, 0.5, 4.0).unsqueeze(1)
+        rir = tail / tail.norm(dim=1, keepdim=True).clamp_min(1e-9) / direct_to_reverb
+        rir[:, 0] = 1.0
+        size = length + taps
+        wet = torch.fft.irfft(torch.fft.rfft(x, size, dim=1) * torch.fft.rfft(rir, size, dim=1), size, dim=1)[:, :length]
+        on = (torch.rand(n, 1, generator=self.generator) < self.config.reverb).float()
+        wet = wet * (x.abs().amax(1, keepdim=True) / wet.abs().amax(1, keepdim=True).clamp_min(1e-6))
+        return on * wet + (1 - on) * x
 
 
 class SpecAugment:
@@ -73,8 +136,20 @@ class SpecAugment:
         shape[dim] = size
         return image * keep.view(shape).to(image.dtype)
 
+    def _warp(self, image: torch.Tensor) -> torch.Tensor:
+        """Stretch or squeeze the mel axis (anchored at the lowest band): a longer or shorter vocal tract."""
+        n, _, bands, frames = image.shape
+        factor = 1 + (2 * torch.rand(n, generator=self.generator) - 1) * self.config.warp
+        src = (torch.arange(bands).unsqueeze(0) / factor.unsqueeze(1)).clamp(0, bands - 1)
+        lo = src.floor().long().clamp(0, bands - 2)
+        frac = (src - lo).unsqueeze(1).unsqueeze(3)
+        take = lambda idx: torch.gather(image, 2, idx.view(n, 1, bands, 1).expand(n, 1, bands, frames))
+        return take(lo) * (1 - frac) + take(lo + 1) * frac
+
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         c = self.config
+        if c.warp:
+            image = self._warp(image)
         if c.freq_masks:
             image = self._stripes(image, 2, c.freq_masks, c.freq_mask_bands)
         if c.time_masks:
@@ -83,4 +158,4 @@ class SpecAugment:
 
     @property
     def active(self) -> bool:
-        return bool(self.config.freq_masks or self.config.time_masks)
+        return bool(self.config.freq_masks or self.config.time_masks or self.config.warp)

@@ -27,6 +27,8 @@ app.add_typer(download_app, name="download")
 
 DataDir = typer.Option(None, "--data-dir", help="Where datasets live [default: $KWS_DATA_DIR or ./data].")
 ModelOpt = typer.Option(None, "--model", "-m", help="A model.pt [default: the most recent run under ./runs].")
+RunModelOpt = typer.Option(None, "--model", "-m", help="A model.pt, or a model.onnx from kws export "
+                           "[default: the most recent run under ./runs].")
 
 
 def _err(message: str) -> None:
@@ -251,7 +253,7 @@ def train(
 @app.command()
 def classify(
     files: List[Path] = typer.Argument(..., help="WAV/FLAC/OGG clips (any rate, any channels) or digit images."),
-    model: Optional[Path] = ModelOpt,
+    model: Optional[Path] = RunModelOpt,
     top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="How many labels to show per file."),
     as_json: bool = typer.Option(False, "--json", help="One JSON array, an object per file."),
 ) -> None:
@@ -260,11 +262,10 @@ def classify(
     Clips longer than one second are scanned with a sliding 1-s window; the best window is reported.
     A file that cannot be read is reported and skipped; the exit code is then 2.
     """
-    from .checkpoint import load_model
+    from .export import load_any
     from .infer import classify_file
 
-    ckpt = _checkpoint(model)
-    net, _ = load_model(ckpt)
+    net, _ = load_any(_checkpoint(model))
     results, failed = [], 0
     for f in files:
         try:
@@ -322,6 +323,57 @@ def evaluate(
     if result.get("skipped"):
         typer.echo(f"not scored (words the model does not know): {', '.join(result['skipped'])}")
     typer.echo(f"confusion matrix: {png}")
+
+
+# ----------------------------------------------------------------------------------------- export
+
+@app.command()
+def export(
+    fmt: str = typer.Option(..., "--format", "-f", help="onnx (onnxruntime, anywhere) or torchscript (libtorch)."),
+    model: Optional[Path] = ModelOpt,
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="File to write [default: next to the model]."),
+    check: Optional[Path] = typer.Option(None, help="A folder of clips (searched recursively) to compare the "
+                                         "export against PyTorch on [default: ../shared/data/speech if present, "
+                                         "else generated noise and tones]."),
+) -> None:
+    """Write the model with its frontend inside: 16 kHz waveform in, probabilities out.
+
+    The export is checked against the PyTorch model on real clips and the largest difference in
+    probability is printed. `kws classify --model model.onnx` (and detect, listen) then run it
+    with onnxruntime, no PyTorch model code involved.
+    """
+    from .checkpoint import load_model
+    from .export import FORMATS, export as write, largest_difference
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt}: choose onnx or torchscript")
+    ckpt = _checkpoint(model)
+    net, _ = load_model(ckpt)
+    path = out or ckpt.with_suffix(".onnx" if fmt == "onnx" else ".torchscript.pt")
+    write(net, path, fmt)
+    clips, where = _check_clips(check, net.clip_samples)
+    diff = largest_difference(net, path, fmt, clips)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    typer.echo(f"largest probability difference from PyTorch on {len(clips)} {where}: {diff:.2e}")
+    if diff > 1e-3:
+        raise KwsError(f"the export differs from the PyTorch model by {diff:.2e}; do not use it")
+
+
+def _check_clips(folder: Optional[Path], samples: int):
+    import numpy as np
+    import torch
+
+    from .audio import fit_length, load_audio
+
+    default = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech"
+    folder = folder or (default if default.is_dir() else None)
+    files = sorted(folder.rglob("*.wav"))[:64] if folder else []
+    if files:
+        return torch.from_numpy(np.stack([fit_length(load_audio(f), samples) for f in files])), f"clips from {folder}"
+    rng = np.random.default_rng(0)
+    t = np.arange(samples) / 16000
+    clips = [0.1 * rng.standard_normal(samples)] + [0.3 * np.sin(2 * np.pi * f * t) for f in (200, 700, 2500)]
+    return torch.from_numpy(np.stack(clips).astype(np.float32)), "generated clips"
 
 
 # ------------------------------------------------------------------------------------ look inside
@@ -392,10 +444,10 @@ def _detector_config(threshold: float, hop: float, keywords: Optional[str]):
 
 
 def _stream_detector(model: Optional[Path], config):
-    from .checkpoint import load_model
+    from .export import load_any
     from .stream import StreamingDetector
 
-    net, _ = load_model(_checkpoint(model))
+    net, _ = load_any(_checkpoint(model))
     if net.kind != "audio":
         raise UserError("this is an image model; listening needs an audio model")
     try:
@@ -407,7 +459,7 @@ def _stream_detector(model: Optional[Path], config):
 @app.command()
 def detect(
     files: List[Path] = typer.Argument(..., help="Recordings of any length, rate or channel count."),
-    model: Optional[Path] = ModelOpt,
+    model: Optional[Path] = RunModelOpt,
     threshold: float = typer.Option(0.7, help="Smoothed probability that counts as a detection."),
     hop: float = typer.Option(100.0, help="Milliseconds between scorings of the last second."),
     keywords: Optional[str] = typer.Option(None, help="Report only these words, e.g. yes,stop."),
@@ -436,7 +488,7 @@ def detect(
 
 @app.command()
 def listen(
-    model: Optional[Path] = ModelOpt,
+    model: Optional[Path] = RunModelOpt,
     device: Optional[str] = typer.Option(None, help="Input device index or part of its name [default: system default]."),
     threshold: float = typer.Option(0.7, help="Smoothed probability that counts as a detection."),
     hop: float = typer.Option(100.0, help="Milliseconds between scorings of the last second."),

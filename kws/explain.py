@@ -68,7 +68,7 @@ def model_input(model: Classifier, path: Path) -> tuple[torch.Tensor, Prediction
     if model.kind == "audio":
         from .audio import fit_length, load_audio
 
-        length = model.frontend.config.clip_samples
+        length = model.clip_samples
         start = round(pred.start * SAMPLE_RATE)
         window = fit_length(load_audio(path)[start:start + length], length)
         return torch.from_numpy(window).unsqueeze(0), pred

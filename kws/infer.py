@@ -45,7 +45,7 @@ def classify_chunks(model: Classifier, chunks: Iterable[np.ndarray], name: str =
                     hop: int = SAMPLE_RATE // 10, batch: int = 64) -> Prediction:
     """`classify_audio` over a stream of chunks: every 1-s window at `hop`, the last one flush with
     the end, scored `batch` at a time, holding no more than a chunk and a window in memory."""
-    length = model.frontend.config.clip_samples
+    length = model.clip_samples
     keyword = torch.tensor([i for i, label in enumerate(model.labels) if label not in NON_KEYWORDS], dtype=torch.long)
     best: list = [-1.0, None, 0]  # score, probabilities, start sample
 

@@ -80,6 +80,11 @@ class Classifier(nn.Module):
     def kind(self) -> str:
         return self.frontend.kind
 
+    @property
+    def clip_samples(self) -> int:
+        """Samples in one input window (audio models)."""
+        return self.frontend.config.clip_samples
+
     def forward(self, x: torch.Tensor,
                 augment_features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         image = self.frontend(x)

@@ -48,7 +48,7 @@ class StreamingDetector:
             raise ValueError("streaming detection needs an audio model")
         self.model = model.eval()
         self.config = config = config or DetectorConfig()
-        self.window = model.frontend.config.clip_samples
+        self.window = model.clip_samples
         self.hop = max(1, round(SAMPLE_RATE * config.hop_ms / 1000))
         wanted = config.keywords or [l for l in model.labels if l not in NON_KEYWORDS]
         unknown = [k for k in wanted if k not in model.labels]

@@ -1,0 +1,126 @@
+"""Exporting a trained audio model, frontend included: 16 kHz waveform in, probabilities out.
+
+ONNX runs anywhere onnxruntime does (a Raspberry Pi, a phone, a browser); TorchScript runs in
+libtorch without Python. Either way the log-mel frontend is inside the file, so the exported
+model hears exactly what the checkpoint hears. `OnnxClassifier` lets `kws classify` and the
+streaming engine use an .onnx file in place of a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import UserError
+from .model import Classifier
+
+FORMATS = ("onnx", "torchscript")
+METADATA_KEY = "kws"
+
+
+class WaveformToProbabilities(nn.Module):
+    """The deployable graph: (batch, samples) float32 waveform in [-1, 1] → (batch, labels) softmax."""
+
+    def __init__(self, model: Classifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(waveform), dim=-1)
+
+
+def _metadata(model: Classifier) -> str:
+    return json.dumps({"labels": model.labels, "clip_samples": model.clip_samples, "sample_rate": 16000,
+                       "input": "waveform float32 (batch, clip_samples) in [-1, 1]", "output": "probabilities"})
+
+
+def export(model: Classifier, path: Path, fmt: str) -> Path:
+    if model.kind != "audio":
+        raise UserError("export covers audio models (waveform in, probabilities out)")
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt}: choose onnx or torchscript")
+    graph = WaveformToProbabilities(model).eval()
+    example = torch.randn(2, model.clip_samples) * 0.1  # batch 2, so the batch size stays free
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "torchscript":
+        with torch.no_grad():
+            traced = torch.jit.trace(graph, example)
+        torch.jit.save(traced, str(path), _extra_files={"kws.json": _metadata(model)})
+        return path
+    try:
+        import onnx
+    except ImportError:
+        raise UserError("ONNX export needs the onnx and onnxscript packages: pip install 'kws[export]'") from None
+    import logging
+    import warnings
+
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # its notes are for exporter developers
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(graph, (example,), dynamo=True, input_names=["waveform"],
+                                    output_names=["probabilities"], dynamic_shapes={"waveform": {0: batch}},
+                                    verbose=False)
+    proto = program.model_proto
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, _metadata(model)
+    onnx.save_model(proto, str(path))  # one self-contained file: weights, filterbank and all
+    return path
+
+
+class OnnxClassifier:
+    """An exported .onnx model behind the small interface `classify` and the streamer use."""
+
+    kind = "audio"
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UserError("running an .onnx model needs onnxruntime: pip install 'kws[export]'") from None
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: no such model file")
+        try:
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            meta = json.loads(self.session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+        except (KeyError, ValueError):
+            raise UserError(f"{path}: an ONNX model, but not one kws exported (no label metadata)") from None
+        except Exception as e:  # onnxruntime raises its own types for unreadable files
+            raise UserError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0][:120]})") from None
+        self.labels: list[str] = list(meta["labels"])
+        self.clip_samples: int = int(meta["clip_samples"])
+
+    def probabilities(self, waveform: torch.Tensor) -> torch.Tensor:
+        x = waveform.float() / 32768.0 if not waveform.is_floating_point() else waveform.float()
+        (probs,) = self.session.run(None, {"waveform": np.ascontiguousarray(x.numpy(), dtype=np.float32)})
+        return torch.from_numpy(probs)
+
+    def eval(self) -> "OnnxClassifier":
+        return self
+
+
+def load_any(path: Path):
+    """A kws checkpoint (.pt) or an exported ONNX model (.onnx), ready to classify."""
+    if Path(path).suffix.lower() == ".onnx":
+        return OnnxClassifier(path), {}
+    from .checkpoint import load_model
+
+    return load_model(path)
+
+
+def largest_difference(model: Classifier, exported: Path, fmt: str, clips: torch.Tensor) -> float:
+    """Run the exported file and the PyTorch model on the same clips; the largest probability gap."""
+    with torch.no_grad():
+        expected = model.probabilities(clips)
+        if fmt == "onnx":
+            got = OnnxClassifier(exported).probabilities(clips)
+        else:
+            got = torch.jit.load(str(exported))(clips)
+    return float((expected - got).abs().max())

@@ -1,0 +1,61 @@
+"""`kws export`: the frontend travels inside the file, and the export hears what PyTorch hears."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from .conftest import kws
+
+
+def _clips(small_corpus, tmp_path, n=6):
+    names = [p for p in (small_corpus / "testing_list.txt").read_text().split()
+             if p.split("/")[0] in ("yes", "no", "stop")][::7][:n]
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    files = []
+    for name in names:
+        clip, _ = sf.read(small_corpus / name, dtype="float32")
+        path = folder / name.replace("/", "-")
+        sf.write(path, clip, 16000)
+        files.append(path)
+    return folder, files
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_matches_pytorch(trained_run, small_corpus, tmp_path, fmt):
+    pytest.importorskip("onnxruntime" if fmt == "onnx" else "torch")
+    folder, files = _clips(small_corpus, tmp_path)
+    out = tmp_path / ("m.onnx" if fmt == "onnx" else "m.ts.pt")
+    r = kws("export", "--format", fmt, "--model", trained_run / "model.pt", "-o", out, "--check", folder)
+    assert r.returncode == 0, r.stderr
+    diff = float(re.search(r"largest probability difference from PyTorch on \d+ clips.*: (\S+)", r.stdout).group(1))
+    assert diff < 1e-4 and out.stat().st_size > 100_000
+    if fmt == "torchscript":
+        import torch
+
+        scripted = torch.jit.load(str(out))
+        probs = scripted(torch.from_numpy(np.stack([sf.read(f, dtype="float32")[0] for f in files])))
+        assert torch.allclose(probs.sum(1), torch.ones(len(files)), atol=1e-5)
+        return
+    # The exported file classifies on its own (onnxruntime), as the checkpoint does.
+    by_onnx = json.loads(kws("classify", "--model", out, "--json", *files).stdout)
+    by_torch = json.loads(kws("classify", "--model", trained_run / "model.pt", "--json", *files).stdout)
+    assert [o["label"] for o in by_onnx] == [o["label"] for o in by_torch]
+    assert max(abs(a["probability"] - b["probability"]) for a, b in zip(by_onnx, by_torch)) < 1e-4
+
+
+def test_a_bad_onnx_file_is_one_line(tmp_path, small_corpus):
+    pytest.importorskip("onnxruntime")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    clip = sorted((small_corpus / "yes").glob("*.wav"))[0]
+    r = kws("classify", "--model", bad, clip)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_image_models_are_not_exported(digits_run):
+    r = kws("export", "--format", "onnx", "--model", digits_run / "model.pt")
+    assert r.returncode == 2 and "audio models" in r.stderr
