@@ -209,10 +209,19 @@ def train(
         raise UserError(f"--model {model}: choose chapter4 or wide")
     if resume and out is None:
         raise UserError("--resume needs --out RUN_DIR, the run to continue")
-    splits = load_dataset(dataset, resolve(data_dir), task=task, words=_words(words), seed=seed, per_word=per_word)
-    _info(splits.summary())
+    from . import distributed
+
+    distributed.setup(device)  # under torchrun: join the other ranks (a no-op otherwise)
+    main = distributed.is_main()
+    if not main:  # rank 0 downloads or builds the data first; the others then read it
+        distributed.barrier()
+    splits = load_dataset(dataset, resolve(data_dir), task=task, words=_words(words), seed=seed, per_word=per_word,
+                          progress=main)
+    if main:
+        distributed.barrier()
+        _info(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
     epochs = epochs or {"synth": 30, "mnist": 10, "digits": 15}.get(dataset, 20)
-    run_dir = out or runs_dir() / f"{Path(dataset).name}-{model}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = distributed.broadcast(out or runs_dir() / f"{Path(dataset).name}-{model}-{datetime.now():%Y%m%d-%H%M%S}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     augment = features_augment = None
@@ -237,9 +246,14 @@ def train(
                       augment_features=features_augment, resume=resume, run_info=info, on_epoch=show,
                       progress=sys.stderr.isatty())
     except Interrupted as e:
-        args = sys.argv[2:] if resume else [*sys.argv[2:], *([] if out else ["--out", str(run_dir)]), "--resume"]
-        _info(f"{e}\nResume with: kws train {' '.join(args)}")
+        if main:
+            args = sys.argv[2:] if resume else [*sys.argv[2:], *([] if out else ["--out", str(run_dir)]), "--resume"]
+            _info(f"{e}\nResume with: kws train {' '.join(args)}")
         raise typer.Exit(130)
+    finally:
+        distributed.cleanup()
+    if not main:
+        return
     curves_png(metrics["history"], run_dir / "curves.png", f"{dataset} · {model}")
     confusion_png(metrics["test_report"]["confusion"], splits.labels, run_dir / "confusion.png",
                   f"Test set · accuracy {metrics['test_accuracy']:.3f}")

@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from . import distributed
 from .checkpoint import atomic_save, save_model
 from .datasets import Splits
 from .errors import UserError
@@ -64,9 +65,11 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
     """Train `model` on `splits`; write `model.pt`, `last.pt` and `metrics.json` into `run_dir`."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    device = pick_device(config.device)
+    device = distributed.local_device(pick_device(config.device))
+    main = distributed.is_main()  # only rank 0 writes; in one process that is us
     run_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
+    trainer = distributed.wrap(model, device)  # DistributedDataParallel under torchrun, else the model
     x_train, y_train = splits.train
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -78,13 +81,15 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
              "epoch_rng": generator.get_state(), "sums": [0.0, 0, 0]}
     if resume:
         state = _restore(run_dir / "last.pt", model, optimizer, schedule, generator)
-    info = {**(run_info or {}), "train_config": asdict(config)}
+    info = {**(run_info or {}), "train_config": asdict(config), "world_size": distributed.world_size()}
 
     stop = {"signal": 0}
     handlers = {s: signal.signal(s, lambda signum, _f: stop.update(signal=signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}
 
     def save_last() -> None:
+        if not main:
+            return
         atomic_save({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "schedule": schedule.state_dict(), "rng": generator.get_state(), "info": info},
                     run_dir / "last.pt")
@@ -92,7 +97,7 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
     columns = [TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f}"), TimeElapsedColumn()]
     try:
-        with Progress(*columns, disable=not progress, transient=True) as bar:
+        with Progress(*columns, disable=not (progress and main), transient=True) as bar:
             while state["epoch"] < config.epochs:
                 epoch_start = time.perf_counter()
                 if state["step"] == 0:
@@ -110,29 +115,32 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                 model.train()
                 while state["step"] < steps_per_epoch:
                     idx = order[state["step"] * config.batch_size:(state["step"] + 1) * config.batch_size]
-                    x, y = x_train[idx], y_train[idx]
-                    if augment is not None:
-                        x = augment(x)
-                    x, y = x.to(device), y.to(device)
-                    logits = model(x, augment_features=augment_features)
-                    loss = loss_fn(logits, y)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+                    idx = distributed.shard(idx)  # under torchrun: this rank's share of the batch
+                    if len(idx):
+                        x, y = x_train[idx], y_train[idx]
+                        if augment is not None:
+                            x = augment(x)
+                        x, y = x.to(device), y.to(device)
+                        logits = trainer(x, augment_features=augment_features)
+                        loss = loss_fn(logits, y)
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimizer.step()
+                        sums = state["sums"]
+                        sums[0] += loss.item() * len(y)
+                        sums[1] += int((logits.argmax(1) == y).sum())
+                        sums[2] += len(y)
                     schedule.step()
-                    sums = state["sums"]
-                    sums[0] += loss.item() * len(y)
-                    sums[1] += int((logits.argmax(1) == y).sum())
-                    sums[2] += len(y)
                     state["step"] += 1
-                    bar.update(task, advance=1, loss=sums[0] / sums[2], acc=sums[1] / sums[2])
+                    sums = state["sums"]
+                    bar.update(task, advance=1, loss=sums[0] / max(sums[2], 1), acc=sums[1] / max(sums[2], 1))
                     if stop["signal"]:
                         state["train_seconds"] += time.perf_counter() - epoch_start
                         save_last()
                         raise Interrupted(run_dir, stop["signal"])
                 bar.remove_task(task)
                 val = _score(model, splits.val, loss_fn, device)
-                sums = state["sums"]
+                sums = distributed.sum_across(state["sums"])  # the whole batch's figures, not one rank's
                 row = {"epoch": state["epoch"] + 1, "train_loss": sums[0] / sums[2], "train_accuracy": sums[1] / sums[2],
                        "val_loss": val[0], "val_accuracy": val[1], "lr": schedule.get_last_lr()[0]}
                 state["history"].append(row)
@@ -141,10 +149,11 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                 state["step"] = 0
                 if val[1] > state["best_val"]:
                     state["best_val"] = val[1]
-                    save_model(model, run_dir / "model.pt", epoch=state["epoch"], val_accuracy=val[1],
-                               dataset=splits.name, train_args=_plain(info))
+                    if main:
+                        save_model(model, run_dir / "model.pt", epoch=state["epoch"], val_accuracy=val[1],
+                                   dataset=splits.name, train_args=_plain(info))
                 save_last()
-                if on_epoch:
+                if on_epoch and main:
                     on_epoch(row)
                 if stop["signal"]:
                     raise Interrupted(run_dir, stop["signal"])
@@ -152,6 +161,8 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
         for s, h in handlers.items():
             signal.signal(s, h)
 
+    if not main:  # the other ranks are done; rank 0 scores the test set and writes the report
+        return {}
     from .checkpoint import load_model
 
     best, _ = load_model(run_dir / "model.pt")

@@ -1,0 +1,29 @@
+"""`torchrun -m kws train`: two CPU processes (gloo) train one model, as one process would."""
+
+import json
+import os
+import subprocess
+import sys
+
+from .conftest import REPO, kws
+
+
+def test_two_processes_train_one_model(small_corpus, tmp_path):
+    args = ["train", "--dataset", str(small_corpus), "--words", "yes,no,stop", "--epochs", "8", "--seed", "0"]
+    single = kws(*args, "--out", tmp_path / "single")
+    assert single.returncode == 0, single.stderr
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "-m", "kws", *args, "--out", str(tmp_path / "ddp")],
+                       capture_output=True, text=True, cwd=REPO, timeout=600,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = tmp_path / "ddp"
+    # One writer: one checkpoint, one report, one line of results.
+    assert sorted(p.name for p in run.iterdir()) == ["confusion.png", "curves.png", "last.pt", "metrics.json", "model.pt"]
+    assert r.stdout.count("test accuracy") == 1 and "2 processes" in r.stderr
+    ddp, one = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("ddp", "single"))
+    assert ddp["world_size"] == 2 and one["world_size"] == 1 and len(ddp["history"]) == 8
+    # The same global batches and schedule: the two runs land close to each other.
+    assert ddp["test_accuracy"] >= 0.8 and abs(ddp["test_accuracy"] - one["test_accuracy"]) <= 0.1, (ddp, one)
+    check = kws("classify", "--model", run / "model.pt", sorted((small_corpus / "yes").glob("*.wav"))[0])
+    assert check.returncode == 0, check.stderr
