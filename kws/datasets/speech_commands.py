@@ -19,6 +19,7 @@ from ..audio import SAMPLE_RATE, fit_length, to_mono_rate
 from ..download import Remote, extract_tar, fetch, is_complete
 from ..errors import UserError
 from . import Splits
+from .cache import cached_clips
 
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
 NOISE_DIR = "_background_noise_"
@@ -109,7 +110,7 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
             rng.shuffle(others)
             n_unknown = min(len(others), int(np.ceil(len(known) * unknown_percent / 100)))
             chosen += [(p, index[UNKNOWN]) for p in others[:n_unknown]]
-        audio = decode_clips([root / p for p, _ in chosen])
+        audio = cached_clips([root / p for p, _ in chosen], SAMPLE_RATE, root, decode_clips)
         y = [label for _, label in chosen]
         if extra:
             n_silence = int(np.ceil(len(known) * silence_percent / 100))
