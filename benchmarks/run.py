@@ -1,7 +1,8 @@
 """Measure kws on this machine, each figure beside its reference, and write benchmarks/results.json.
 
     python benchmarks/run.py                  # everything (MNIST takes a few minutes on 2 cores)
-    python benchmarks/run.py --only stream    # one section: frontend, training, inference, stream, mnist
+    python benchmarks/run.py --only stream    # one section: frontend, data, training, inference, onnx,
+                                              # stream, mnist
 
 Real clips and MNIST are read from ../shared/data (or --data); sections whose data is missing are
 skipped with a note. Timings are wall-clock medians or percentiles over repeats, after a warm-up.
@@ -157,6 +158,64 @@ def bench_stream(data: Path) -> dict:
             "file_scan_x_real_time": round(seconds / scan, 1)}
 
 
+def bench_data(data: Path) -> dict:
+    """Load a corpus in the Speech Commands layout with a cold and a warm decoded-clip cache, and
+    time one pass over the training set as an epoch reads it (batches gathered from the array)."""
+    import shutil
+
+    from kws.datasets import load_dataset
+    from kws.datasets.cache import CACHE_DIR
+    from kws.datasets.synth import SynthConfig, default_root
+
+    data_dir = ROOT / "data"
+    load_dataset("synth", data_dir, progress=False)  # builds the corpus if needed (not timed)
+    root = default_root(data_dir, SynthConfig())
+    shutil.rmtree(root / CACHE_DIR, ignore_errors=True)
+
+    def load_and_epoch() -> tuple[float, float, int]:
+        start = time.perf_counter()
+        splits = load_dataset("synth", data_dir, progress=False)
+        loaded = time.perf_counter() - start
+        x = splits.train[0]
+        order = torch.randperm(len(x))
+        start = time.perf_counter()
+        for i in range(0, len(x), 64):
+            x[order[i:i + 64]].float()
+        return loaded, time.perf_counter() - start, len(x) + len(splits.val[0]) + len(splits.test[0])
+
+    cold_load, cold_epoch, clips = load_and_epoch()
+    warm_load, warm_epoch, _ = load_and_epoch()
+    return {"corpus": root.name, "clips": clips, "cold_load_s": round(cold_load, 2),
+            "warm_load_s": round(warm_load, 2), "load_speedup": round(cold_load / warm_load, 1),
+            "epoch_data_pass_cold_s": round(cold_epoch, 3), "epoch_data_pass_warm_s": round(warm_epoch, 3)}
+
+
+def bench_onnx(data: Path) -> dict:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return {"skipped": "onnxruntime is not installed (pip install 'kws[export]')"}
+    from kws.export import OnnxClassifier, export
+
+    model = new_classifier(LogMel(), LABELS).eval()
+    clips = torch.from_numpy(real_clips(data, 64))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export(model, Path(tmp) / "model.onnx", "onnx")
+        onnx_model = OnnxClassifier(path)
+        diff = float((onnx_model.probabilities(clips) - model.probabilities(clips)).abs().max())
+        one = clips[:1]
+        times = []
+        for i in range(220):
+            start = time.perf_counter()
+            onnx_model.probabilities(one)
+            if i >= 20:
+                times.append(time.perf_counter() - start)
+        batch = min(_time(lambda: onnx_model.probabilities(clips)) for _ in range(5))
+        batch_torch = min(_time(lambda: model.probabilities(clips)) for _ in range(5))
+    return {"one_clip": percentiles(times), "max_abs_diff_vs_pytorch": diff,
+            "batch64_clips_per_s": round(64 / batch), "pytorch_batch64_clips_per_s": round(64 / batch_torch)}
+
+
 def bench_mnist(data: Path) -> dict:
     from kws.datasets.images import load_mnist
     from kws.train import TrainConfig, fit
@@ -175,8 +234,8 @@ def bench_mnist(data: Path) -> dict:
             "train_samples": len(splits.train[1])}
 
 
-SECTIONS = {"frontend": bench_frontend, "training": None, "inference": bench_inference,
-            "stream": bench_stream, "mnist": bench_mnist}
+SECTIONS = {"frontend": bench_frontend, "data": bench_data, "training": None, "inference": bench_inference,
+            "onnx": bench_onnx, "stream": bench_stream, "mnist": bench_mnist}
 
 
 def main() -> None:
