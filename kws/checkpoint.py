@@ -71,7 +71,7 @@ def read(path: Path) -> dict:
 def load_model(path: Path) -> tuple[Classifier, dict]:
     data = read(path)
     try:
-        model = build_classifier(data["frontend"], data["net"], data["labels"])
+        model = build_classifier(data["frontend"], data["net"], data["labels"], weights_follow=True)
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path}: the checkpoint's model description is invalid ({e})") from None
     if len(data["labels"]) != data["net"].get("n_classes"):

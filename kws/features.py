@@ -44,13 +44,16 @@ class LogMel(nn.Module):
 
     kind = "audio"
 
-    def __init__(self, config: LogMelConfig | None = None) -> None:
+    def __init__(self, config: LogMelConfig | None = None, filterbank: bool = True) -> None:
+        """`filterbank=False` leaves the mel filterbank empty for a checkpoint's copy to fill, which
+        spares `classify` importing librosa (and numba) on every start."""
         super().__init__()
         self.config = config = config or LogMelConfig()
         if config.norm not in ("utterance", "channel", "none"):
             raise ValueError(f"unknown normalisation {config.norm!r}")
         self.register_buffer("window", torch.hann_window(config.win_length), persistent=True)
-        self.register_buffer("mel_basis", _mel_basis(config), persistent=True)
+        basis = _mel_basis(config) if filterbank else torch.zeros(config.n_mels, config.n_fft // 2 + 1)
+        self.register_buffer("mel_basis", basis, persistent=True)
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -119,12 +122,15 @@ class PixelScale(nn.Module):
         return {"type": "pixels", "config": asdict(self.config)}
 
 
-def build_frontend(description: dict) -> nn.Module:
-    """Rebuild a frontend from what `describe()` wrote into a checkpoint."""
+def build_frontend(description: dict, weights_follow: bool = False) -> nn.Module:
+    """Rebuild a frontend from what `describe()` wrote into a checkpoint. With `weights_follow`,
+    buffers that the checkpoint's state_dict will overwrite are not computed."""
     kinds = {"logmel": (LogMel, LogMelConfig), "pixels": (PixelScale, PixelConfig)}
     if description.get("type") not in kinds:
         raise ValueError(f"unknown frontend type {description.get('type')!r}")
     module, config = kinds[description["type"]]
+    if module is LogMel:
+        return LogMel(LogMelConfig(**description["config"]), filterbank=not weights_follow)
     return module(config(**description["config"]))
 
 

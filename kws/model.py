@@ -101,8 +101,9 @@ class Classifier(nn.Module):
         return {"frontend": self.frontend.describe(), "net": asdict(self.net.config), "labels": self.labels}
 
 
-def build_classifier(frontend: dict, net: dict, labels: list[str]) -> Classifier:
-    return Classifier(build_frontend(frontend), ConvNet(NetConfig(**net)), labels)
+def build_classifier(frontend: dict, net: dict, labels: list[str], weights_follow: bool = False) -> Classifier:
+    """The model a `describe()` recipe names; `weights_follow` when a state_dict will be loaded next."""
+    return Classifier(build_frontend(frontend, weights_follow), ConvNet(NetConfig(**net)), labels)
 
 
 def new_classifier(frontend: nn.Module, labels: list[str], preset: str = "chapter4") -> Classifier:
