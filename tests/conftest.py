@@ -25,6 +25,19 @@ def kws(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: f
                           env=full_env, cwd=cwd or REPO, timeout=timeout, input=input)
 
 
+def signal_after_first_epoch(args: list, signum: int) -> tuple[int, str]:
+    """Run `kws ARGS` (a 3-epoch training), send `signum` once epoch 1 is logged (so it lands in
+    epoch 2), and return the exit status and the rest of stderr."""
+    child = subprocess.Popen([sys.executable, "-m", "kws", *map(str, args)], stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=REPO)
+    for line in child.stderr:
+        if line.startswith("epoch") and "1/3" in line:
+            child.send_signal(signum)
+            break
+    rest = child.stderr.read()
+    return child.wait(timeout=120), rest
+
+
 @pytest.fixture(scope="session")
 def speech_dir() -> Path:
     if not SPEECH.is_dir():

@@ -18,7 +18,7 @@ import torch
 
 from kws.download import COMPLETE_MARKER
 
-from .conftest import kws
+from .conftest import kws, signal_after_first_epoch
 from .test_download import _add, _wav_bytes, build_archive, sha256
 
 
@@ -232,14 +232,8 @@ def test_resume_after_kill_9_reaches_the_same_weights(small_corpus, tmp_path):
     args = ["train", "--dataset", small_corpus, "--words", "yes,no", "--epochs", "3", "--seed", "5"]
     full = kws(*args, "--out", tmp_path / "full")
     assert full.returncode == 0, full.stderr
-    child = subprocess.Popen([sys.executable, "-m", "kws", *map(str, args), "--out", str(tmp_path / "part")],
-                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    for line in child.stderr:
-        if line.startswith("epoch") and "1/3" in line:
-            child.send_signal(signal.SIGKILL)  # no handler, no save: the power cord
-            break
-    child.stderr.read()
-    assert child.wait(timeout=60) == -signal.SIGKILL
+    status, _ = signal_after_first_epoch([*args, "--out", tmp_path / "part"], signal.SIGKILL)  # the power cord
+    assert status == -signal.SIGKILL
     # Whatever the kill interrupted, model.pt and last.pt are whole files from a finished write.
     assert torch.load(tmp_path / "part" / "model.pt", weights_only=True)["epoch"] >= 1
     epoch_done = torch.load(tmp_path / "part" / "last.pt", weights_only=True)["epoch"]
@@ -254,14 +248,8 @@ def test_resume_after_kill_9_reaches_the_same_weights(small_corpus, tmp_path):
 
 def test_ctrl_c_saves_and_says_how_to_resume(small_corpus, tmp_path):
     args = ["train", "--dataset", small_corpus, "--words", "yes,no", "--epochs", "3", "--out", str(tmp_path / "run")]
-    child = subprocess.Popen([sys.executable, "-m", "kws", *map(str, args)], stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    for line in child.stderr:
-        if line.startswith("epoch") and "1/3" in line:
-            child.send_signal(signal.SIGINT)
-            break
-    rest = child.stderr.read()
-    assert child.wait(timeout=60) == 130
+    status, rest = signal_after_first_epoch(args, signal.SIGINT)
+    assert status == 130
     assert "--resume" in rest and "Traceback" not in rest
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert state["epoch"] >= 1

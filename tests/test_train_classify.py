@@ -8,7 +8,7 @@ import torch
 
 from kws.checkpoint import load_model
 
-from .conftest import kws
+from .conftest import kws, signal_after_first_epoch
 
 
 def test_training_beats_chance_widely(trained_run):
@@ -86,22 +86,13 @@ def test_evaluate_reports_and_draws(trained_run, small_corpus, tmp_path):
 
 
 def test_sigterm_saves_and_resume_reaches_the_same_weights(small_corpus, tmp_path):
-    import os
     import signal
-    import subprocess
-    import sys
 
     args = ["train", "--dataset", small_corpus, "--words", "yes,no", "--epochs", "3", "--seed", "3"]
     full = kws(*args, "--out", tmp_path / "full")
     assert full.returncode == 0, full.stderr
-    child = subprocess.Popen([sys.executable, "-m", "kws", *map(str, args), "--out", str(tmp_path / "part")],
-                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    for line in child.stderr:
-        if line.startswith("epoch") and "1/3" in line:
-            child.send_signal(signal.SIGTERM)  # lands during epoch 2
-            break
-    rest_of_stderr = child.stderr.read()
-    assert child.wait(timeout=120) == 130
+    status, rest_of_stderr = signal_after_first_epoch([*args, "--out", tmp_path / "part"], signal.SIGTERM)
+    assert status == 130
     assert "--resume" in rest_of_stderr and "Traceback" not in rest_of_stderr
     resumed = kws(*args, "--out", tmp_path / "part", "--resume")
     assert resumed.returncode == 0, resumed.stderr
