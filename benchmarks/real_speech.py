@@ -31,26 +31,29 @@ from kws.model import new_classifier  # noqa: E402
 from kws.train import TrainConfig, fit  # noqa: E402
 
 BASE = AugmentConfig()
-RECIPES = {
-    "baseline": (BASE, "utterance"),
-    "specaugment": (replace(BASE, time_masks=2, freq_masks=2), "utterance"),
-    "speed": (replace(BASE, speed=0.15), "utterance"),
-    "eq": (replace(BASE, eq_db=4.0, band_limit=0.5), "utterance"),
-    "reverb": (replace(BASE, reverb=0.5), "utterance"),
-    "warp": (replace(BASE, warp=0.12), "utterance"),
-    "channel-norm": (BASE, "channel"),
-    "acoustic": (replace(BASE, speed=0.15, eq_db=4.0, band_limit=0.5, reverb=0.5, warp=0.12), "utterance"),
-    "acoustic+spec": (replace(BASE, speed=0.15, eq_db=4.0, band_limit=0.5, reverb=0.5, warp=0.12,
-                              time_masks=2, freq_masks=2), "utterance"),
+ACOUSTIC = replace(BASE, speed=0.15, eq_db=4.0, band_limit=0.5, reverb=0.5, warp=0.12)
+RECIPES = {  # name: (augmentation, frontend settings)
+    "baseline": (BASE, {}),
+    "specaugment": (replace(BASE, time_masks=2, freq_masks=2), {}),
+    "speed": (replace(BASE, speed=0.15), {}),
+    "eq": (replace(BASE, eq_db=4.0, band_limit=0.5), {}),
+    "reverb": (replace(BASE, reverb=0.5), {}),
+    "warp": (replace(BASE, warp=0.12), {}),
+    "channel-norm": (BASE, {"norm": "channel"}),
+    "lifter": (BASE, {"lifter": 13}),
+    "acoustic": (ACOUSTIC, {}),
+    "acoustic+spec": (replace(ACOUSTIC, time_masks=2, freq_masks=2), {}),
+    "acoustic+lifter": (ACOUSTIC, {"lifter": 13}),
+    "acoustic+lifter+channel": (ACOUSTIC, {"lifter": 13, "norm": "channel"}),
 }
 
 
 def run(recipe: str, epochs: int, per_word: int, data_dir: Path, real: Path, seed: int, model: str) -> dict:
-    augment_config, norm = RECIPES[recipe]
+    augment_config, frontend = RECIPES[recipe]
     splits = load_dataset("synth", data_dir, per_word=per_word, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    net = new_classifier(LogMel(LogMelConfig(norm=norm)), splits.labels, model)
+    net = new_classifier(LogMel(LogMelConfig(**frontend)), splits.labels, model)
     spec = SpecAugment(augment_config, generator)
     run_dir = ROOT / "runs" / "real-speech" / f"{recipe}-{model}-e{epochs}-n{per_word}-s{seed}"
     start = time.perf_counter()
@@ -64,7 +67,7 @@ def run(recipe: str, epochs: int, per_word: int, data_dir: Path, real: Path, see
     best, meta = load_model(run_dir / "model.pt")
     result = evaluate_on(best, meta, str(real), data_dir)
     return {"recipe": recipe, "model": model, "epochs": epochs, "per_word": per_word, "seed": seed,
-            "augment": asdict(augment_config), "norm": norm, "synth_test": round(metrics["test_accuracy"], 4),
+            "augment": asdict(augment_config), "frontend": frontend, "synth_test": round(metrics["test_accuracy"], 4),
             "real": round(result["accuracy"], 4), "real_clips": result["count"],
             "train_seconds": round(seconds, 1)}
 

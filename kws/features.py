@@ -29,6 +29,10 @@ class LogMelConfig:
     # "none": the raw log-mel.
     norm: str = "utterance"
     clip_samples: int = 16000  # one input window: 1 s
+    # Keep only the first `lifter` cepstral coefficients of each frame (0 = keep all): the image
+    # keeps its 40 bands but loses the pitch harmonics' fine ripple, leaving the spectral envelope
+    # (the formants that make the word), which a synthetic voice and a person share more closely.
+    lifter: int = 0
 
     @property
     def win_length(self) -> int:
@@ -54,6 +58,8 @@ class LogMel(nn.Module):
         self.register_buffer("window", torch.hann_window(config.win_length), persistent=True)
         basis = _mel_basis(config) if filterbank else torch.zeros(config.n_mels, config.n_fft // 2 + 1)
         self.register_buffer("mel_basis", basis, persistent=True)
+        if config.lifter:  # derived from the config alone, so not stored in checkpoints
+            self.register_buffer("smooth", _cepstral_smoother(config.n_mels, config.lifter), persistent=False)
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -77,6 +83,8 @@ class LogMel(nn.Module):
         peak = power.amax(dim=(1, 2), keepdim=True)
         floor = (peak * 10 ** (-self.config.dynamic_range_db / 10)).clamp_min(self.config.floor)
         logmel = torch.log(torch.maximum(power, floor))
+        if self.config.lifter:
+            logmel = torch.matmul(self.smooth, logmel)
         if self.config.norm == "utterance":
             dims = (1, 2)
         elif self.config.norm == "channel":
@@ -139,3 +147,12 @@ def _mel_basis(c: LogMelConfig) -> torch.Tensor:
 
     fb = librosa.filters.mel(sr=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax)
     return torch.from_numpy(fb).float()
+
+
+def _cepstral_smoother(n: int, keep: int) -> torch.Tensor:
+    """(n, n) projection onto the first `keep` orthonormal DCT-II basis vectors along the mel axis."""
+    k = torch.arange(n, dtype=torch.float64).unsqueeze(1)
+    dct = torch.cos(torch.pi / n * (torch.arange(n, dtype=torch.float64) + 0.5) * k) * (2.0 / n) ** 0.5
+    dct[0] /= 2 ** 0.5
+    kept = dct[:keep]
+    return (kept.T @ kept).float()
