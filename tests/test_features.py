@@ -49,3 +49,16 @@ def test_frontend_rebuilds_from_its_description():
     assert torch.equal(rebuilt(x), frontend(x))
     pixels = PixelScale()
     assert build_frontend(pixels.describe())(torch.zeros(28, 28, dtype=torch.uint8)).shape == (1, 1, 28, 28)
+
+
+def test_lifter_keeps_the_envelope_and_drops_the_ripple():
+    x = torch.randn(2, 16000) * 0.1
+    full = LogMel(LogMelConfig(norm="none"))(x)
+    assert torch.allclose(LogMel(LogMelConfig(norm="none", lifter=40))(x), full, atol=1e-4)
+    smooth = LogMel(LogMelConfig(norm="none", lifter=8))(x)
+    # Along the mel axis the liftered image changes far less from band to band ...
+    assert smooth.diff(dim=2).abs().mean() < 0.5 * full.diff(dim=2).abs().mean()
+    # ... while each frame keeps its overall level (the 0th cepstral coefficient is kept).
+    assert torch.allclose(smooth.mean(dim=2), full.mean(dim=2), atol=1e-4)
+    # It is derived from the config, so checkpoints stay the same shape.
+    assert "smooth" not in LogMel(LogMelConfig(lifter=8)).state_dict()
