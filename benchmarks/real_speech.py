@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kws.augment import AugmentConfig, SpecAugment, WaveAugment  # noqa: E402
+from kws.augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment  # noqa: E402
 from kws.datasets import load_dataset  # noqa: E402
 from kws.evaluate import evaluate_on  # noqa: E402
 from kws.features import LogMel, LogMelConfig  # noqa: E402
@@ -31,7 +31,7 @@ from kws.model import new_classifier  # noqa: E402
 from kws.train import TrainConfig, fit  # noqa: E402
 
 BASE = AugmentConfig()
-ACOUSTIC = replace(BASE, speed=0.15, eq_db=4.0, band_limit=0.5, reverb=0.5, warp=0.12)
+ACOUSTIC = replace(BASE, **AUGMENT_RECIPES["acoustic"])  # what `kws train --augment acoustic` uses
 RECIPES = {  # name: (augmentation, frontend settings)
     "baseline": (BASE, {}),
     "specaugment": (replace(BASE, time_masks=2, freq_masks=2), {}),

@@ -185,6 +185,10 @@ def train(
     out: Optional[Path] = typer.Option(None, help="Run folder [default: runs/<dataset>-<model>-<time>]."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    augment_name: Optional[str] = typer.Option(None, "--augment", help="basic: time shift + background noise (TensorFlow's recipe); "
+                                          "acoustic: also speed, EQ and band limits, room reverb and vocal-tract "
+                                          "warp, which help a model trained on synthetic voices hear real people "
+                                          "[default: acoustic for synth, basic otherwise]."),
     spec_augment: bool = typer.Option(False, "--spec-augment", help="Mask time and frequency stripes."),
     per_word: Optional[int] = typer.Option(None, help="synth only: clips per word when building the corpus."),
     data_dir: Optional[Path] = DataDir,
@@ -196,7 +200,7 @@ def train(
     """
     import torch
 
-    from .augment import AugmentConfig, SpecAugment, WaveAugment
+    from .augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment
     from .datasets import load_dataset
     from .features import LogMel, PixelScale
     from .model import PRESETS, new_classifier
@@ -209,6 +213,8 @@ def train(
         raise UserError(f"--model {model}: choose chapter4 or wide")
     if resume and out is None:
         raise UserError("--resume needs --out RUN_DIR, the run to continue")
+    if augment_name is not None and augment_name not in AUGMENT_RECIPES:
+        raise UserError(f"--augment {augment_name}: choose {' or '.join(AUGMENT_RECIPES)}")
     from . import distributed
 
     distributed.setup(device)  # under torchrun: join the other ranks (a no-op otherwise)
@@ -224,9 +230,10 @@ def train(
     run_dir = distributed.broadcast(out or runs_dir() / f"{Path(dataset).name}-{model}-{datetime.now():%Y%m%d-%H%M%S}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    augment = features_augment = None
+    augment = features_augment = recipe = None
     if splits.kind == "audio":
-        aug = AugmentConfig(**({"time_masks": 2, "freq_masks": 2} if spec_augment else {}))
+        recipe = augment_name or ("acoustic" if dataset == "synth" else "basic")
+        aug = AugmentConfig(**AUGMENT_RECIPES[recipe], **({"time_masks": 2, "freq_masks": 2} if spec_augment else {}))
         augment = WaveAugment(aug, splits.noise, generator)
         spec = SpecAugment(aug, generator)
         features_augment = spec if spec.active else None
@@ -240,7 +247,8 @@ def train(
         _info(f"epoch {row['epoch']:>3}/{epochs}  loss {row['train_loss']:.3f}  acc {row['train_accuracy']:.3f}"
               f"  val_loss {row['val_loss']:.3f}  val_acc {row['val_accuracy']:.3f}")
 
-    info = {"dataset": dataset, "task": task, "words": words, "model": model, "spec_augment": spec_augment}
+    info = {"dataset": dataset, "task": task, "words": words, "model": model, "spec_augment": spec_augment,
+            "augment": recipe if splits.kind == "audio" else None}
     try:
         metrics = fit(net, splits, config, run_dir, generator=generator, augment=augment,
                       augment_features=features_augment, resume=resume, run_info=info, on_epoch=show,

@@ -62,6 +62,7 @@ def test_no_trained_model_yet(tmp_path, small_corpus):
     (["train", "--dataset", "nowhere-at-all"], "not speech-commands, synth"),
     (["train", "--dataset", "synth", "--model", "huge"], "chapter4 or wide"),
     (["train", "--dataset", "synth", "--resume"], "--resume needs --out"),
+    (["train", "--dataset", "synth", "--augment", "loud"], "choose basic or acoustic"),
 ])
 def test_bad_training_options(args, words, tmp_path):
     r = kws(*args, "--data-dir", tmp_path)
