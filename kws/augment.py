@@ -32,7 +32,8 @@ class AugmentConfig:
 
 
 # Named settings for `kws train --augment`. "acoustic" adds what a synthesiser lacks and a room and
-# a microphone add; on the real clips it lifts the offline model from 44% to 52% (benchmarks/real_speech.py).
+# a microphone add. On the real clips it helped in two of three paired runs and hurt in one
+# (benchmarks/real_speech.py, README "Hearing real people"), so it is an option, not the default.
 AUGMENT_RECIPES = {
     "basic": {},
     "acoustic": {"speed": 0.15, "eq_db": 4.0, "band_limit": 0.5, "reverb": 0.5, "warp": 0.12},

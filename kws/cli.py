@@ -187,8 +187,8 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     augment_name: Optional[str] = typer.Option(None, "--augment", help="basic: time shift + background noise (TensorFlow's recipe); "
                                           "acoustic: also speed, EQ and band limits, room reverb and vocal-tract "
-                                          "warp, which help a model trained on synthetic voices hear real people "
-                                          "[default: acoustic for synth, basic otherwise]."),
+                                          "warp, for a model trained on synthetic voices that must hear people "
+                                          "(see the README's real-speech figures) [default: basic]."),
     spec_augment: bool = typer.Option(False, "--spec-augment", help="Mask time and frequency stripes."),
     per_word: Optional[int] = typer.Option(None, help="synth only: clips per word when building the corpus."),
     data_dir: Optional[Path] = DataDir,
@@ -232,7 +232,7 @@ def train(
     generator = torch.Generator().manual_seed(seed)
     augment = features_augment = recipe = None
     if splits.kind == "audio":
-        recipe = augment_name or ("acoustic" if dataset == "synth" else "basic")
+        recipe = augment_name or "basic"
         aug = AugmentConfig(**AUGMENT_RECIPES[recipe], **({"time_masks": 2, "freq_masks": 2} if spec_augment else {}))
         augment = WaveAugment(aug, splits.noise, generator)
         spec = SpecAugment(aug, generator)
