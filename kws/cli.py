@@ -185,10 +185,10 @@ def train(
     out: Optional[Path] = typer.Option(None, help="Run folder [default: runs/<dataset>-<model>-<time>]."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
-    augment_name: Optional[str] = typer.Option(None, "--augment", help="basic: time shift + background noise (TensorFlow's recipe); "
-                                          "acoustic: also speed, EQ and band limits, room reverb and vocal-tract "
-                                          "warp, for a model trained on synthetic voices that must hear people "
-                                          "(see the README's real-speech figures) [default: basic]."),
+    augment_name: Optional[str] = typer.Option(
+        None, "--augment", help="basic: time shift + background noise (TensorFlow's recipe); acoustic: also "
+        "speed, EQ and band limits, room reverb and vocal-tract warp, for a model trained on synthetic voices "
+        "that must hear people (see the README's real-speech figures) [default: basic]."),
     spec_augment: bool = typer.Option(False, "--spec-augment", help="Mask time and frequency stripes."),
     per_word: Optional[int] = typer.Option(None, help="synth only: clips per word when building the corpus."),
     data_dir: Optional[Path] = DataDir,

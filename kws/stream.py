@@ -114,8 +114,7 @@ class StreamingDetector:
         # When was it said? A word becomes the top label about when enough of it has entered the
         # window, so the end of the first recent window in which it was the top label falls between
         # the word's middle and its end (within ~0.15 s of the middle for a well-trained model).
-        heard = next(t for t, p in self.recent if int(p.argmax()) == label_index) \
-            if any(int(p.argmax()) == label_index for _, p in self.recent) else end_time
+        heard = next((t for t, p in self.recent if int(p.argmax()) == label_index), end_time)
         return [Detection(heard, self.model.labels[label_index], score)]
 
 
