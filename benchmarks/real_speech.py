@@ -45,6 +45,7 @@ RECIPES = {  # name: (augmentation, frontend settings)
     "acoustic+spec": (replace(ACOUSTIC, time_masks=2, freq_masks=2), {}),
     "acoustic+lifter": (ACOUSTIC, {"lifter": 13}),
     "acoustic+lifter+channel": (ACOUSTIC, {"lifter": 13, "norm": "channel"}),
+    "acoustic+lifter+spec": (replace(ACOUSTIC, time_masks=2, freq_masks=2), {"lifter": 13}),
 }
 
 
