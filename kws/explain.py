@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import UserError
 from .audio import SAMPLE_RATE
-from .infer import Prediction, classify_file
+from .errors import UserError
+from .infer import Prediction, check_modality, classify_audio
 from .model import Classifier
 
 
@@ -51,40 +51,49 @@ def grad_cam(model: Classifier, x: torch.Tensor, target: int | None = None) -> t
     model.eval()
     with torch.no_grad():
         image = model.frontend(x)
-    activations = model.net.features(image).detach().requires_grad_(True)
+        last = feature_maps(model.net, image)[-1]
+    return _grad_cam(model, last, image.shape[-2:], target)
+
+
+def _grad_cam(model: Classifier, last: torch.Tensor, size: torch.Size, target: int | None) -> tuple[np.ndarray, int]:
+    """Grad-CAM from the last conv layer's maps (the net's features end with that layer's ReLU)."""
+    activations = last.detach().requires_grad_(True)
     logits = model.net.head(activations)
     target = int(logits.argmax(1)[0]) if target is None else target
     (grads,) = torch.autograd.grad(logits[0, target], activations)
     weights = grads.mean(dim=(2, 3), keepdim=True)
     cam = F.relu((weights * activations).sum(1, keepdim=True)).detach()
-    cam = F.interpolate(cam, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+    cam = F.interpolate(cam, size=size, mode="bilinear", align_corners=False)[0, 0]
     peak = float(cam.max())
     return (cam / peak).numpy() if peak > 0 else cam.numpy(), target
 
 
 def model_input(model: Classifier, path: Path) -> tuple[torch.Tensor, Prediction]:
     """The raw input the model reads from a file (the best 1-s window of a long clip) and its prediction."""
-    pred = classify_file(model, path)  # also refuses an image given to an audio model, and the reverse
+    check_modality(model, path)
     if model.kind == "audio":
         from .audio import fit_length, load_audio
 
+        audio = load_audio(path)
+        pred = classify_audio(model, audio, str(path))
         length = model.clip_samples
         start = round(pred.start * SAMPLE_RATE)
-        window = fit_length(load_audio(path)[start:start + length], length)
-        return torch.from_numpy(window).unsqueeze(0), pred
+        return torch.from_numpy(fit_length(audio[start:start + length], length)).unsqueeze(0), pred
     from .images import load_image
 
-    return load_image(path, model.frontend.image_shape), pred
+    pixels = load_image(path, model.frontend.image_shape)
+    return pixels, Prediction(str(path), model.probabilities(pixels)[0], model.labels)
 
 
 def explain(model: Classifier, path: Path, target: str | None = None) -> Explanation:
-    x, pred = model_input(model, path)
     if target is not None and target not in model.labels:
         raise UserError(f"--target {target}: the model does not know it (it knows {', '.join(model.labels)})")
-    heat, index = grad_cam(model, x, None if target is None else model.labels.index(target))
+    x, pred = model_input(model, path)
+    model.eval()
     with torch.no_grad():
         image = model.frontend(x)
         maps = feature_maps(model.net, image)
+    heat, index = _grad_cam(model, maps[-1], image.shape[-2:], None if target is None else model.labels.index(target))
     first = next(m for m in model.net.features if isinstance(m, nn.Conv2d))
     return Explanation(image=image[0, 0].numpy(), filters=first.weight.detach()[:, 0].numpy(),
                        feature_maps=[m[0].numpy() for m in maps], heat=heat, target=model.labels[index],

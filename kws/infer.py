@@ -84,16 +84,21 @@ def classify_chunks(model: Classifier, chunks: Iterable[np.ndarray], name: str =
 
 
 def classify_file(model: Classifier, path: Path) -> Prediction:
+    check_modality(model, path)
     if model.kind == "audio":
-        if _looks_like_image(path):
-            raise UserError(f"{path}: this is an audio model and the file is an image")
         return classify_chunks(model, stream_audio(path), str(path))
     from .images import load_image
 
-    if not _looks_like_image(path) and path.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"):
-        raise UserError(f"{path}: this is an image model and the file is audio")
     pixels = load_image(path, model.frontend.image_shape)
     return Prediction(str(path), model.probabilities(pixels)[0], model.labels)
+
+
+def check_modality(model: Classifier, path: Path) -> None:
+    """A picture handed to an audio model, or a sound to an image model, is one clear line."""
+    if model.kind == "audio" and _looks_like_image(path):
+        raise UserError(f"{path}: this is an audio model and the file is an image")
+    if model.kind != "audio" and not _looks_like_image(path) and path.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"):
+        raise UserError(f"{path}: this is an image model and the file is audio")
 
 
 def _looks_like_image(path: Path) -> bool:
