@@ -67,14 +67,13 @@ class WaveAugment:
             x = self._equalise(x)
         if c.reverb > 0:
             x = self._reverb(x)
-        if self.noise is not None and self.config.noise_prob > 0:
+        if self.noise is not None and c.noise_prob > 0:
             starts = torch.randint(0, len(self.noise) - length, (n, 1), generator=self.generator)
             cuts = self.noise[starts + torch.arange(length).unsqueeze(0)]
             gain = self._uniform(n, 0.0, self.config.noise_volume)
             gain = gain * (torch.rand(n, generator=self.generator) < self.config.noise_prob)
             x = (x + gain.unsqueeze(1) * cuts).clamp(-1.0, 1.0)
         return x
-
 
     def _speed(self, x: torch.Tensor) -> torch.Tensor:
         """Play each clip faster or slower about its centre (linear interpolation, zero outside)."""
@@ -106,7 +105,7 @@ class WaveAugment:
             gain_db = gain_db + on * (lowpass + highpass).clamp_min(-80)
         out = torch.fft.irfft(spec * 10 ** (gain_db / 20), n=length, dim=1)
         peak = out.abs().amax(1, keepdim=True).clamp_min(1e-6)
-        return out * torch.clamp(x.abs().amax(1, keepdim=True) / peak, max=1.0)  # keep the level
+        return out * torch.clamp(x.abs().amax(1, keepdim=True) / peak, max=1.0)  # never louder than before
 
     def _reverb(self, x: torch.Tensor) -> torch.Tensor:
         """Convolve some clips with a synthetic room: a direct path plus exponentially decaying noise."""
@@ -119,11 +118,14 @@ class WaveAugment:
         direct_to_reverb = self._uniform(n, 0.5, 4.0).unsqueeze(1)
         rir = tail / tail.norm(dim=1, keepdim=True).clamp_min(1e-9) / direct_to_reverb
         rir[:, 0] = 1.0
-        size = length + taps
-        wet = torch.fft.irfft(torch.fft.rfft(x, size, dim=1) * torch.fft.rfft(rir, size, dim=1), size, dim=1)[:, :length]
-        on = (torch.rand(n, 1, generator=self.generator) < self.config.reverb).float()
-        wet = wet * (x.abs().amax(1, keepdim=True) / wet.abs().amax(1, keepdim=True).clamp_min(1e-6))
-        return on * wet + (1 - on) * x
+        on = (torch.rand(n, generator=self.generator) < self.config.reverb).nonzero().squeeze(1)
+        size = length + taps  # convolve only the clips that get a room
+        dry = x[on]
+        wet = torch.fft.irfft(torch.fft.rfft(dry, size, dim=1) * torch.fft.rfft(rir[on], size, dim=1), size, dim=1)
+        out = x.clone()
+        wet = wet[:, :length]
+        out[on] = wet * (dry.abs().amax(1, keepdim=True) / wet.abs().amax(1, keepdim=True).clamp_min(1e-6))
+        return out
 
 
 class SpecAugment:
