@@ -44,17 +44,16 @@ def cached_clips(paths: list[Path], length: int, folder: Path,
     if target.is_file() and target.stat().st_size == len(paths) * length * 2:
         return np.memmap(target, dtype=np.int16, mode="c", shape=(len(paths), length))
     audio = decode(paths, length)
+    partial = target.with_suffix(f".partial{os.getpid()}")
     try:
         cache.mkdir(exist_ok=True)
         for stale in cache.glob(f"{names}-*.int16"):
             stale.unlink()
-        partial = target.with_suffix(f".partial{os.getpid()}")
         with open(partial, "wb") as f:
             f.write(np.ascontiguousarray(audio, dtype=np.int16).tobytes())
             f.flush()
             os.fsync(f.fileno())
         os.replace(partial, target)
     except OSError:  # a read-only corpus, a full disk: carry on uncached
-        if "partial" in locals():
-            Path(partial).unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
     return audio
