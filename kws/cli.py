@@ -249,17 +249,19 @@ def train(
 
     info = {"dataset": dataset, "task": task, "words": words, "model": model, "spec_augment": spec_augment,
             "augment": recipe if splits.kind == "audio" else None}
+    finished = False
     try:
         metrics = fit(net, splits, config, run_dir, generator=generator, augment=augment,
                       augment_features=features_augment, resume=resume, run_info=info, on_epoch=show,
                       progress=sys.stderr.isatty())
+        finished = True
     except Interrupted as e:
         if main:
             args = sys.argv[2:] if resume else [*sys.argv[2:], *([] if out else ["--out", str(run_dir)]), "--resume"]
             _info(f"{e}\nResume with: kws train {' '.join(args)}")
         raise typer.Exit(130)
     finally:
-        distributed.cleanup()
+        distributed.cleanup(finished)
     if not main:
         return
     curves_png(metrics["history"], run_dir / "curves.png", f"{dataset} · {model}")

@@ -72,6 +72,16 @@ def sum_across(values: list[float]) -> list[float]:
     return t.tolist()
 
 
+def any_across(flag: bool) -> bool:
+    """True on every rank when any rank says so: a Ctrl-C seen by one rank stops all at the same step,
+    instead of leaving the others waiting forever in the next gradient all-reduce."""
+    if not active():
+        return flag
+    t = torch.tensor([int(flag)])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def shard(indices: torch.Tensor) -> torch.Tensor:
     """This rank's share of a global batch; every rank gets the same count, so their random
     augmentation draws stay in step (the few samples over a multiple of the world size are left out)."""
@@ -90,6 +100,12 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def cleanup() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def cleanup(finished: bool) -> None:
+    """Leave the group. After a finished run every rank first waits for the others: a rank that tears
+    its gloo connections down while rank 0 is still writing can abort ("terminate called without an
+    active exception")."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if finished and active():
+        dist.barrier()
+    dist.destroy_process_group()

@@ -134,10 +134,10 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                     state["step"] += 1
                     sums = state["sums"]
                     bar.update(task, advance=1, loss=sums[0] / max(sums[2], 1), acc=sums[1] / max(sums[2], 1))
-                    if stop["signal"]:
+                    if distributed.any_across(bool(stop["signal"])):  # every rank stops at the same step
                         state["train_seconds"] += time.perf_counter() - epoch_start
                         save_last()
-                        raise Interrupted(run_dir, stop["signal"])
+                        raise Interrupted(run_dir, stop["signal"] or signal.SIGTERM)
                 bar.remove_task(task)
                 val = _score(model, splits.val, loss_fn, device)
                 sums = distributed.sum_across(state["sums"])  # the whole batch's figures, not one rank's
@@ -155,8 +155,8 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                 save_last()
                 if on_epoch and main:
                     on_epoch(row)
-                if stop["signal"]:
-                    raise Interrupted(run_dir, stop["signal"])
+                if distributed.any_across(bool(stop["signal"])):
+                    raise Interrupted(run_dir, stop["signal"] or signal.SIGTERM)
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)

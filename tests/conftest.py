@@ -25,10 +25,10 @@ def kws(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: f
                           env=full_env, cwd=cwd or REPO, timeout=timeout, input=input)
 
 
-def signal_after_first_epoch(args: list, signum: int) -> tuple[int, str]:
+def signal_after_first_epoch(args: list, signum: int, launcher: tuple = ("-m", "kws")) -> tuple[int, str]:
     """Run `kws ARGS` (a 3-epoch training), send `signum` once epoch 1 is logged (so it lands in
-    epoch 2), and return the exit status and the rest of stderr."""
-    child = subprocess.Popen([sys.executable, "-m", "kws", *map(str, args)], stderr=subprocess.PIPE, text=True,
+    epoch 2), and return the exit status and the rest of stderr. `launcher` may put torchrun in front."""
+    child = subprocess.Popen([sys.executable, *launcher, *map(str, args)], stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=REPO)
     for line in child.stderr:
         if line.startswith("epoch") and "1/3" in line:

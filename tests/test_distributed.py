@@ -2,18 +2,22 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
-from .conftest import REPO, kws
+import torch
+
+from .conftest import REPO, kws, signal_after_first_epoch
+
+TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "kws")
 
 
 def test_two_processes_train_one_model(small_corpus, tmp_path):
     args = ["train", "--dataset", str(small_corpus), "--words", "yes,no,stop", "--epochs", "8", "--seed", "0"]
     single = kws(*args, "--out", tmp_path / "single")
     assert single.returncode == 0, single.stderr
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        "-m", "kws", *args, "--out", str(tmp_path / "ddp")],
+    r = subprocess.run([sys.executable, *TORCHRUN, *args, "--out", str(tmp_path / "ddp")],
                        capture_output=True, text=True, cwd=REPO, timeout=600,
                        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stdout + r.stderr
@@ -27,3 +31,14 @@ def test_two_processes_train_one_model(small_corpus, tmp_path):
     assert ddp["test_accuracy"] >= 0.8 and abs(ddp["test_accuracy"] - one["test_accuracy"]) <= 0.1, (ddp, one)
     check = kws("classify", "--model", run / "model.pt", sorted((small_corpus / "yes").glob("*.wav"))[0])
     assert check.returncode == 0, check.stderr
+
+
+def test_ctrl_c_under_torchrun_stops_every_rank_and_saves(small_corpus, tmp_path):
+    """torchrun hands SIGINT to both ranks; they must agree on one step to stop at (a rank that went on
+    would wait forever in the next gradient all-reduce), and rank 0 alone saves the resumable state."""
+    run = tmp_path / "ddp"
+    args = ["train", "--dataset", small_corpus, "--words", "yes,no,stop", "--epochs", "3", "--seed", "0", "--out", run]
+    status, rest = signal_after_first_epoch(args, signal.SIGINT, launcher=TORCHRUN)
+    assert status != 0 and rest.count("Resume with: kws train") == 1, rest
+    saved = torch.load(run / "last.pt", weights_only=True)
+    assert saved["epoch"] >= 1 and not (run / "metrics.json").exists()
