@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kws.augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment  # noqa: E402
-from kws.datasets import load_dataset  # noqa: E402
+from kws.datasets import build_synth, speech_commands  # noqa: E402
+from kws.datasets.synth import SynthConfig, default_root  # noqa: E402
 from kws.evaluate import evaluate_on  # noqa: E402
 from kws.features import LogMel, LogMelConfig  # noqa: E402
 from kws.model import new_classifier  # noqa: E402
@@ -46,17 +47,28 @@ RECIPES = {  # name: (augmentation, frontend settings)
     "acoustic+lifter": (ACOUSTIC, {"lifter": 13}),
     "acoustic+lifter+channel": (ACOUSTIC, {"lifter": 13, "norm": "channel"}),
     "acoustic+lifter+spec": (replace(ACOUSTIC, time_masks=2, freq_masks=2), {"lifter": 13}),
+    "pcen": (BASE, {"pcen": True}),
+    "acoustic+spec+pcen": (replace(ACOUSTIC, time_masks=2, freq_masks=2), {"pcen": True}),
 }
 
 
-def run(recipe: str, epochs: int, per_word: int, data_dir: Path, real: Path, seed: int, model: str) -> dict:
+CORPORA = {  # name: how the espeak-ng corpus is spoken (SynthConfig fields)
+    "default": {},
+    "slow+prosody": {"rates": (80, 200), "endings": ("", ".", "?", "!")},
+}
+
+
+def run(recipe: str, epochs: int, per_word: int, data_dir: Path, real: Path, seed: int, model: str,
+        corpus: str = "default") -> dict:
     augment_config, frontend = RECIPES[recipe]
-    splits = load_dataset("synth", data_dir, per_word=per_word, seed=seed)
+    config = SynthConfig(per_word=per_word, **CORPORA[corpus])
+    root = build_synth(default_root(data_dir, config), config)
+    splits = speech_commands.load(root, "12", None, seed, name="synth")
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net = new_classifier(LogMel(LogMelConfig(**frontend)), splits.labels, model)
     spec = SpecAugment(augment_config, generator)
-    run_dir = ROOT / "runs" / "real-speech" / f"{recipe}-{model}-e{epochs}-n{per_word}-s{seed}"
+    run_dir = ROOT / "runs" / "real-speech" / f"{recipe}-{model}-e{epochs}-n{per_word}-s{seed}-{corpus}"
     start = time.perf_counter()
     metrics = fit(net, splits, TrainConfig(epochs=epochs, lr=3e-3, seed=seed), run_dir, generator=generator,
                   augment=WaveAugment(augment_config, splits.noise, generator),
@@ -67,7 +79,7 @@ def run(recipe: str, epochs: int, per_word: int, data_dir: Path, real: Path, see
 
     best, meta = load_model(run_dir / "model.pt")
     result = evaluate_on(best, meta, str(real), data_dir)
-    return {"recipe": recipe, "model": model, "epochs": epochs, "per_word": per_word, "seed": seed,
+    return {"recipe": recipe, "model": model, "corpus": corpus, "epochs": epochs, "per_word": per_word, "seed": seed,
             "augment": asdict(augment_config), "frontend": frontend, "synth_test": round(metrics["test_accuracy"], 4),
             "real": round(result["accuracy"], 4), "real_clips": result["count"],
             "train_seconds": round(seconds, 1)}
@@ -80,16 +92,17 @@ def main() -> None:
     parser.add_argument("--per-word", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="chapter4")
+    parser.add_argument("--corpus", choices=list(CORPORA), default="default")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
     parser.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "data" / "speech")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "real_speech.json")
     args = parser.parse_args()
     rows = json.loads(args.out.read_text()) if args.out.exists() else []
     for recipe in args.recipe:
-        row = run(recipe, args.epochs, args.per_word, args.data_dir, args.real, args.seed, args.model)
+        row = run(recipe, args.epochs, args.per_word, args.data_dir, args.real, args.seed, args.model, args.corpus)
         rows.append(row)
         args.out.write_text(json.dumps(rows, indent=2) + "\n")
-        print(f"{row['recipe']:<16} {row['model']:<9} epochs {row['epochs']:>3}  synth test {row['synth_test']:.3f}"
+        print(f"{row['recipe']:<16} {row['model']:<9} {row['corpus']:<13} epochs {row['epochs']:>3}  synth test {row['synth_test']:.3f}"
               f"  real {row['real']:.3f} ({row['real_clips']} clips)  {row['train_seconds']:.0f}s", flush=True)
 
 

@@ -33,6 +33,14 @@ class LogMelConfig:
     # keeps its 40 bands but loses the pitch harmonics' fine ripple, leaving the spectral envelope
     # (the formants that make the word), which a synthetic voice and a person share more closely.
     lifter: int = 0
+    # Per-channel energy normalisation (Wang et al. 2017) instead of the log: each band is divided
+    # by its own slowly smoothed energy, a learned-free automatic gain control that flattens a
+    # microphone's colouring and steady background noise. librosa.pcen's defaults.
+    pcen: bool = False
+    pcen_time_constant: float = 0.4  # seconds
+    pcen_gain: float = 0.98
+    pcen_bias: float = 2.0
+    pcen_power: float = 0.5
 
     @property
     def win_length(self) -> int:
@@ -80,9 +88,12 @@ class LogMel(nn.Module):
         if not wav.is_floating_point():  # int16 PCM, as datasets store it
             wav = wav.float() / 32768.0
         power = self.mel_power(wav.float())
-        peak = power.amax(dim=(1, 2), keepdim=True)
-        floor = (peak * 10 ** (-self.config.dynamic_range_db / 10)).clamp_min(self.config.floor)
-        logmel = torch.log(torch.maximum(power, floor))
+        if self.config.pcen:  # relative to the clip's peak, so PCEN's eps is a level-free floor too
+            logmel = self.pcen(power / power.amax(dim=(1, 2), keepdim=True).clamp_min(self.config.floor))
+        else:
+            peak = power.amax(dim=(1, 2), keepdim=True)
+            floor = (peak * 10 ** (-self.config.dynamic_range_db / 10)).clamp_min(self.config.floor)
+            logmel = torch.log(torch.maximum(power, floor))
         if self.config.lifter:
             logmel = torch.matmul(self.smooth, logmel)
         if self.config.norm == "utterance":
@@ -94,6 +105,22 @@ class LogMel(nn.Module):
         mean = logmel.mean(dim=dims, keepdim=True)
         std = logmel.std(dim=dims, keepdim=True, correction=0)  # finite even for a single frame
         return ((logmel - mean) / (std + 1e-5)).unsqueeze(1)
+
+    def pcen(self, power: torch.Tensor) -> torch.Tensor:
+        """(batch, bands, frames) mel power → PCEN. The first-order smoother that librosa runs as an
+        IIR filter is one matrix product over the frames here, so it batches, exports to ONNX and
+        never loops in Python. It starts at the first frame's energy (librosa starts at 1, which
+        makes the start depend on the recording level)."""
+        c = self.config
+        frames = power.shape[-1]
+        t = c.pcen_time_constant * c.sample_rate / c.hop_length
+        b = ((1 + 4 * t * t) ** 0.5 - 1) / (2 * t * t)
+        lag = torch.arange(frames, device=power.device)
+        lag = (lag.unsqueeze(1) - lag.unsqueeze(0)).T  # lag[k, j] = j - k
+        weight = torch.where(lag >= 0, b * (1 - b) ** lag.clamp_min(0).to(power.dtype), torch.zeros((), dtype=power.dtype))
+        weight[0] = (1 - b) ** lag[0].to(power.dtype)  # frame 0 starts the smoother at its own value
+        smooth = torch.matmul(power, weight)
+        return (power / (1e-6 + smooth) ** c.pcen_gain + c.pcen_bias) ** c.pcen_power - c.pcen_bias ** c.pcen_power
 
     def describe(self) -> dict:
         return {"type": "logmel", "config": asdict(self.config)}

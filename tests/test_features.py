@@ -62,3 +62,25 @@ def test_lifter_keeps_the_envelope_and_drops_the_ripple():
     assert torch.allclose(smooth.mean(dim=2), full.mean(dim=2), atol=1e-4)
     # It is derived from the config, so checkpoints stay the same shape.
     assert "smooth" not in LogMel(LogMelConfig(lifter=8)).state_dict()
+
+
+def test_pcen_matches_librosa_and_ignores_level(speech_dir):
+    import librosa
+    import scipy.signal
+
+    frontend = LogMel(LogMelConfig(pcen=True))
+    c = frontend.config
+    for path in _real_clips(speech_dir, n=4):
+        audio, _ = sf.read(path, dtype="float32")
+        x = torch.from_numpy(np.pad(audio, (0, max(0, 16000 - len(audio))))[:16000])
+        power = frontend.mel_power(x[None])[0].double().numpy()
+        t = c.pcen_time_constant * c.sample_rate / c.hop_length
+        b = (np.sqrt(1 + 4 * t * t) - 1) / (2 * t * t)
+        start = scipy.signal.lfilter_zi([b], [1, b - 1]) * power[:, :1]  # the smoother starts at frame 0's energy
+        ref = librosa.pcen(power, sr=c.sample_rate, hop_length=c.hop_length, gain=c.pcen_gain, bias=c.pcen_bias,
+                           power=c.pcen_power, time_constant=c.pcen_time_constant, eps=1e-6, zi=start)
+        ours = frontend.pcen(torch.from_numpy(power).float()[None])[0].numpy()
+        np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-5)
+        # Measured against the clip's peak, the image does not depend on the recording level.
+        image = frontend(x[None])
+        assert image.shape == (1, 1, 40, 97) and torch.allclose(frontend(x[None] / 4), image, atol=1e-3)

@@ -34,9 +34,17 @@ class SynthConfig:
     words: tuple[str, ...] = WORDS
     val_percent: float = 10.0
     test_percent: float = 10.0
+    rates: tuple[int, int] = (120, 260)  # words per minute, drawn per speaker (espeak-ng's floor is 80)
+    # How each word ends, drawn per clip: "." falls, "?" rises, "!" stresses: the intonation a
+    # person gives a single word varies, and espeak-ng reads it from the punctuation.
+    endings: tuple[str, ...] = ("",)
 
     def folder_name(self) -> str:
-        return f"synth-n{self.per_word}-s{self.seed}"
+        name = f"synth-n{self.per_word}-s{self.seed}"
+        defaults = SynthConfig()
+        if (self.rates, self.endings) != (defaults.rates, defaults.endings):  # another corpus, another folder
+            name += "-" + hashlib.sha1(repr((self.rates, self.endings)).encode()).hexdigest()[:6]
+        return name
 
 
 def default_root(data_dir: Path, config: SynthConfig) -> Path:
@@ -63,7 +71,10 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
     for word in config.words:
         (partial / word).mkdir()
         for sid, voice, split in speakers:
-            clip = place(speak(speaker, word, jitter(voice, rng)), rng)
+            # (a single ending draws nothing, so the default corpus stays what it was)
+            ending = config.endings[int(rng.integers(len(config.endings)))] if len(config.endings) > 1 \
+                else config.endings[0]
+            clip = place(speak(speaker, word + ending, jitter(voice, rng)), rng)
             rel = f"{word}/{sid}_nohash_0.wav"
             write_wav(partial / rel, clip)
             if split in lists:
@@ -100,7 +111,7 @@ def _speakers(config: SynthConfig, rng: np.random.Generator) -> list[tuple[str, 
         variant = pools[split][used[split] % len(pools[split])]  # every variant before any repeats
         used[split] += 1
         voice = Voice(dialect=str(rng.choice(ENGLISH_DIALECTS)), variant=variant,
-                      rate=int(rng.integers(120, 260)), pitch=int(rng.integers(15, 90)),
+                      rate=int(rng.integers(*config.rates)), pitch=int(rng.integers(15, 90)),
                       pitch_range=int(rng.integers(20, 90)))
         sid = hashlib.sha1(f"{config.seed}/{k}/{voice}".encode()).hexdigest()[:8]
         while sid in seen:
