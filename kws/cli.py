@@ -258,7 +258,9 @@ def train(
     except Interrupted as e:
         if main:
             args = sys.argv[2:] if resume else [*sys.argv[2:], *([] if out else ["--out", str(run_dir)]), "--resume"]
-            _info(f"{e}\nResume with: kws train {' '.join(args)}")
+            launcher = (f"torchrun --standalone --nproc_per_node={distributed.world_size()} -m kws"
+                        if distributed.world_size() > 1 else "kws")
+            _info(f"{e}\nResume with: {launcher} train {' '.join(args)}")
         raise typer.Exit(130)
     finally:
         distributed.cleanup(finished)

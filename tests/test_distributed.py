@@ -39,6 +39,6 @@ def test_ctrl_c_under_torchrun_stops_every_rank_and_saves(small_corpus, tmp_path
     run = tmp_path / "ddp"
     args = ["train", "--dataset", small_corpus, "--words", "yes,no,stop", "--epochs", "3", "--seed", "0", "--out", run]
     status, rest = signal_after_first_epoch(args, signal.SIGINT, launcher=TORCHRUN)
-    assert status != 0 and rest.count("Resume with: kws train") == 1, rest
+    assert status != 0 and rest.count("Resume with: torchrun --standalone --nproc_per_node=2 -m kws train") == 1, rest
     saved = torch.load(run / "last.pt", weights_only=True)
     assert saved["epoch"] >= 1 and not (run / "metrics.json").exists()
