@@ -34,7 +34,7 @@ class LogMelConfig:
     # (the formants that make the word), which a synthetic voice and a person share more closely.
     lifter: int = 0
     # Per-channel energy normalisation (Wang et al. 2017) instead of the log: each band is divided
-    # by its own slowly smoothed energy, a learned-free automatic gain control that flattens a
+    # by its own slowly smoothed energy, a fixed (not learned) automatic gain control that flattens a
     # microphone's colouring and steady background noise. librosa.pcen's defaults.
     pcen: bool = False
     pcen_time_constant: float = 0.4  # seconds
@@ -89,22 +89,22 @@ class LogMel(nn.Module):
             wav = wav.float() / 32768.0
         power = self.mel_power(wav.float())
         if self.config.pcen:  # relative to the clip's peak, so PCEN's eps is a level-free floor too
-            logmel = self.pcen(power / power.amax(dim=(1, 2), keepdim=True).clamp_min(self.config.floor))
+            image = self.pcen(power / power.amax(dim=(1, 2), keepdim=True).clamp_min(self.config.floor))
         else:
             peak = power.amax(dim=(1, 2), keepdim=True)
             floor = (peak * 10 ** (-self.config.dynamic_range_db / 10)).clamp_min(self.config.floor)
-            logmel = torch.log(torch.maximum(power, floor))
+            image = torch.log(torch.maximum(power, floor))
         if self.config.lifter:
-            logmel = torch.matmul(self.smooth, logmel)
+            image = torch.matmul(self.smooth, image)
         if self.config.norm == "utterance":
             dims = (1, 2)
         elif self.config.norm == "channel":
             dims = (2,)
         else:
-            return logmel.unsqueeze(1)
-        mean = logmel.mean(dim=dims, keepdim=True)
-        std = logmel.std(dim=dims, keepdim=True, correction=0)  # finite even for a single frame
-        return ((logmel - mean) / (std + 1e-5)).unsqueeze(1)
+            return image.unsqueeze(1)
+        mean = image.mean(dim=dims, keepdim=True)
+        std = image.std(dim=dims, keepdim=True, correction=0)  # finite even for a single frame
+        return ((image - mean) / (std + 1e-5)).unsqueeze(1)
 
     def pcen(self, power: torch.Tensor) -> torch.Tensor:
         """(batch, bands, frames) mel power → PCEN. The first-order smoother that librosa runs as an
@@ -115,10 +115,10 @@ class LogMel(nn.Module):
         frames = power.shape[-1]
         t = c.pcen_time_constant * c.sample_rate / c.hop_length
         b = ((1 + 4 * t * t) ** 0.5 - 1) / (2 * t * t)
-        lag = torch.arange(frames, device=power.device)
-        lag = (lag.unsqueeze(1) - lag.unsqueeze(0)).T  # lag[k, j] = j - k
-        weight = torch.where(lag >= 0, b * (1 - b) ** lag.clamp_min(0).to(power.dtype), torch.zeros((), dtype=power.dtype))
-        weight[0] = (1 - b) ** lag[0].to(power.dtype)  # frame 0 starts the smoother at its own value
+        frame = torch.arange(frames, device=power.device, dtype=power.dtype)
+        lag = frame.unsqueeze(0) - frame.unsqueeze(1)  # lag[k, j] = j - k: how far frame k lies behind j
+        weight = torch.where(lag >= 0, b * (1 - b) ** lag.clamp_min(0), 0.0)
+        weight[0] = (1 - b) ** frame  # the smoother starts at frame 0's own energy
         smooth = torch.matmul(power, weight)
         return (power / (1e-6 + smooth) ** c.pcen_gain + c.pcen_bias) ** c.pcen_power - c.pcen_bias ** c.pcen_power
 
