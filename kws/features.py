@@ -7,6 +7,7 @@ preprocessing and can never drift apart.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -112,13 +113,9 @@ class LogMel(nn.Module):
         never loops in Python. It starts at the first frame's energy (librosa starts at 1, which
         makes the start depend on the recording level)."""
         c = self.config
-        frames = power.shape[-1]
         t = c.pcen_time_constant * c.sample_rate / c.hop_length
         b = ((1 + 4 * t * t) ** 0.5 - 1) / (2 * t * t)
-        frame = torch.arange(frames, device=power.device, dtype=power.dtype)
-        lag = frame.unsqueeze(0) - frame.unsqueeze(1)  # lag[k, j] = j - k: how far frame k lies behind j
-        weight = torch.where(lag >= 0, b * (1 - b) ** lag.clamp_min(0), 0.0)
-        weight[0] = (1 - b) ** frame  # the smoother starts at frame 0's own energy
+        weight = _pcen_smoother(power.shape[-1], b).to(power)
         smooth = torch.matmul(power, weight)
         return (power / (1e-6 + smooth) ** c.pcen_gain + c.pcen_bias) ** c.pcen_power - c.pcen_bias ** c.pcen_power
 
@@ -174,6 +171,17 @@ def _mel_basis(c: LogMelConfig) -> torch.Tensor:
 
     fb = librosa.filters.mel(sr=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax)
     return torch.from_numpy(fb).float()
+
+
+@functools.lru_cache(maxsize=8)
+def _pcen_smoother(frames: int, b: float) -> torch.Tensor:
+    """(frames, frames) weights of the first-order smoother M[j] = (1 - b) M[j-1] + b E[j], started at
+    M[0] = E[0]; cached, as a stream asks for the same size every hop."""
+    frame = torch.arange(frames, dtype=torch.float64)
+    lag = frame.unsqueeze(0) - frame.unsqueeze(1)  # lag[k, j] = j - k: how far frame k lies behind j
+    weight = torch.where(lag >= 0, b * (1 - b) ** lag.clamp_min(0), 0.0)
+    weight[0] = (1 - b) ** frame  # the smoother starts at frame 0's own energy
+    return weight.float()
 
 
 def _cepstral_smoother(n: int, keep: int) -> torch.Tensor:
