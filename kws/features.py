@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -115,7 +116,7 @@ class LogMel(nn.Module):
         c = self.config
         t = c.pcen_time_constant * c.sample_rate / c.hop_length
         b = ((1 + 4 * t * t) ** 0.5 - 1) / (2 * t * t)
-        weight = _pcen_smoother(power.shape[-1], b).to(power)
+        weight = torch.from_numpy(_pcen_smoother(power.shape[-1], b)).to(power)
         smooth = torch.matmul(power, weight)
         return (power / (1e-6 + smooth) ** c.pcen_gain + c.pcen_bias) ** c.pcen_power - c.pcen_bias ** c.pcen_power
 
@@ -174,14 +175,14 @@ def _mel_basis(c: LogMelConfig) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=8)
-def _pcen_smoother(frames: int, b: float) -> torch.Tensor:
+def _pcen_smoother(frames: int, b: float) -> np.ndarray:
     """(frames, frames) weights of the first-order smoother M[j] = (1 - b) M[j-1] + b E[j], started at
-    M[0] = E[0]; cached, as a stream asks for the same size every hop."""
-    frame = torch.arange(frames, dtype=torch.float64)
-    lag = frame.unsqueeze(0) - frame.unsqueeze(1)  # lag[k, j] = j - k: how far frame k lies behind j
-    weight = torch.where(lag >= 0, b * (1 - b) ** lag.clamp_min(0), 0.0)
-    weight[0] = (1 - b) ** frame  # the smoother starts at frame 0's own energy
-    return weight.float()
+    M[0] = E[0]; cached, as a stream asks for the same size every hop. NumPy, not torch, so that an
+    export's tracing never leaves a traced tensor in the cache."""
+    lag = np.arange(frames)[None, :] - np.arange(frames)[:, None]  # lag[k, j] = j - k: frame k behind j
+    weight = np.where(lag >= 0, b * (1 - b) ** np.maximum(lag, 0), 0.0)
+    weight[0] = (1 - b) ** np.arange(frames)  # the smoother starts at frame 0's own energy
+    return weight.astype(np.float32)
 
 
 def _cepstral_smoother(n: int, keep: int) -> torch.Tensor:
