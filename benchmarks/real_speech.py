@@ -55,6 +55,7 @@ RECIPES = {  # name: (augmentation, frontend settings)
 CORPORA = {  # name: how the espeak-ng corpus is spoken (SynthConfig fields)
     "default": {},
     "slow+prosody": {"rates": (80, 200), "endings": ("", ".", "?", "!")},
+    "timbre": {"timbre": 1.0},  # every speaker with its own drawn vocal tract and voice source
 }
 
 

@@ -2,13 +2,24 @@
 
 No system install is needed: the wheel carries the library and its voice data. The library is
 a process-wide singleton with global state, so one `Speaker` per process is enough.
+
+espeak-ng reads voice variants from files in its data folder, which may be read-only inside
+site-packages. So the library is pointed at a private mirror of that folder (links, or a copy where
+links are not allowed) whose variant folder we can write: a `Voice` with a `timbre` becomes a new
+variant file there, derived from its bundled variant.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
+import hashlib
+import re
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -36,10 +47,50 @@ class Voice:
     rate: int = 175  # words per minute
     pitch: int = 50  # 0..100
     pitch_range: int = 50  # 0..100, intonation swing
+    # Variant-file lines that reshape the bundled variant (see `Timbre`); "" keeps it as shipped.
+    timbre: str = ""
 
     @property
     def name(self) -> str:
-        return f"{self.dialect}+{self.variant}" if self.variant else self.dialect
+        variant = _derived_name(self.variant, self.timbre) if self.timbre else self.variant
+        return f"{self.dialect}+{variant}" if variant else self.dialect
+
+
+@dataclass(frozen=True)
+class Timbre:
+    """A vocal tract and a voice source that espeak-ng's bundled variants do not have.
+
+    People differ from each other, and from a formant synthesiser, in where their formants sit (a
+    longer tract lowers them all, an accent moves each vowel's own), how broad the formants are,
+    how much breath is mixed into the voicing and how steady the pitch is. espeak-ng's variant
+    files set exactly these, so a drawn `Timbre` is a new speaker rather than an augmentation.
+    """
+
+    formant_scale: tuple[float, ...] = (1.0,) * 9  # frequency factor for formants 0..8
+    width_scale: float = 1.0  # bandwidth factor for every formant
+    breath: tuple[int, ...] = ()  # aspiration noise per formant 1..8; () leaves the variant's
+    flutter: int | None = None  # pitch wobble
+    roughness: int | None = None
+    voicing: int | None = None  # voiced-sound level, percent
+    consonants: tuple[int, int] | None = None  # unvoiced and voiced consonant levels, percent
+    klatt: int | None = None  # 1..4 swaps in one of the Klatt voice sources
+
+    def lines(self, variant: str) -> str:
+        """Variant-file lines that apply this timbre on top of the bundled `variant`."""
+        base = _variant_formants(variant)
+        out = []
+        for k, scale in enumerate(self.formant_scale):
+            freq, height, width, *offset = base.get(k, [100, 100, 100])
+            values = [k, round(freq * scale), height, round(width * self.width_scale), *offset]
+            out.append("formant " + " ".join(str(int(v)) for v in values))
+        if self.breath:
+            out.append("breath " + " ".join(str(b) for b in self.breath))
+        for key in ("flutter", "roughness", "voicing", "klatt"):
+            if getattr(self, key) is not None:
+                out.append(f"{key} {getattr(self, key)}")
+        if self.consonants is not None:
+            out.append("consonants {} {}".format(*self.consonants))
+        return "\n".join(out) + "\n"
 
 
 class EspeakError(RuntimeError):
@@ -69,6 +120,8 @@ class Speaker:
     def say(self, text: str, voice: Voice) -> np.ndarray:
         lib = Speaker._lib
         with Speaker._lock:
+            if voice.timbre:
+                _write_derived(voice.variant, voice.timbre)
             if lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
                 raise EspeakError(f"espeak-ng has no voice {voice.name!r}")
             for param, value in ((_espeakRATE, voice.rate), (_espeakPITCH, voice.pitch),
@@ -89,11 +142,63 @@ class Speaker:
 
 def list_variants() -> list[str]:
     """Names of the voice variants (`+f3`, `+klatt2`, …) bundled with the library."""
-    import espeakng_loader
-    from pathlib import Path
-
-    root = Path(espeakng_loader.get_data_path()) / "voices" / "!v"
+    root = _bundled_data() / "voices" / "!v"
     return sorted(p.name for p in root.iterdir() if p.is_file() and " " not in p.name)
+
+
+def _bundled_data() -> Path:
+    import espeakng_loader
+
+    return Path(espeakng_loader.get_data_path())
+
+
+_FORMANT = re.compile(r"^\s*formant\s+(\d+)((?:\s+-?\d+)+)", re.MULTILINE)
+
+
+def _variant_formants(variant: str) -> dict[int, list[int]]:
+    """The `formant N freq height width [offset]` lines of a bundled variant, by N."""
+    text = (_bundled_data() / "voices" / "!v" / variant).read_text(errors="replace") if variant else ""
+    return {int(m[1]): [int(v) for v in m[2].split()] for m in _FORMANT.finditer(text)}
+
+
+def _derived_name(variant: str, timbre: str) -> str:
+    return "kws-" + hashlib.sha1(f"{variant}\n{timbre}".encode()).hexdigest()[:12]
+
+
+_mirror: Path | None = None
+
+
+def _write_derived(variant: str, timbre: str) -> None:
+    """The bundled variant's file with the timbre's lines after it (later lines win in espeak-ng)."""
+    path = _mirror / "voices" / "!v" / _derived_name(variant, timbre)
+    if not path.exists():
+        base = (_bundled_data() / "voices" / "!v" / variant).read_text(errors="replace") if variant \
+            else "language variant\n"
+        path.write_text(base.rstrip("\n") + "\n" + timbre)
+
+
+def _make_mirror() -> Path:
+    """A data folder espeak-ng can read and we can add variants to; removed when the process ends."""
+    src = _bundled_data()
+    top = Path(tempfile.mkdtemp(prefix="kws-espeak-"))
+    atexit.register(shutil.rmtree, top, ignore_errors=True)
+    dst = top / "espeak-ng-data"
+    try:
+        _link_tree(src, dst)
+    except OSError:  # no symlinks here (Windows without developer mode): copy the 19 MB instead
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst)
+    return dst
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Links for everything but the folders on the way to `voices/!v`, which are real folders."""
+    dst.mkdir()
+    for entry in src.iterdir():
+        if entry.name == "voices" or (src.name == "voices" and entry.name == "!v"):
+            _link_tree(entry, dst / entry.name)
+        else:
+            (dst / entry.name).symlink_to(entry)
 
 
 def _load() -> ctypes.CDLL:
@@ -112,10 +217,9 @@ def _load() -> ctypes.CDLL:
 
 
 def _initialise(lib: ctypes.CDLL) -> int:
-    import espeakng_loader
-
-    path = espeakng_loader.get_data_path().encode()
-    rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, path, _espeakINITIALIZE_DONT_EXIT)
+    global _mirror
+    _mirror = _make_mirror()
+    rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(_mirror).encode(), _espeakINITIALIZE_DONT_EXIT)
     if rate <= 0:
         raise EspeakError("could not initialise espeak-ng from the espeakng-loader data")
     return rate

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, write_wav
 from ..download import COMPLETE_MARKER, is_complete
-from ..espeak import ENGLISH_DIALECTS, Speaker, Voice, list_variants
+from ..espeak import ENGLISH_DIALECTS, Speaker, Timbre, Voice, list_variants
 from .speech_commands import NOISE_DIR
 
 #: The 35 words of Speech Commands v0.02.
@@ -38,12 +38,16 @@ class SynthConfig:
     # How each word ends, drawn per clip: "." falls, "?" rises, "!" stresses: the intonation a
     # person gives a single word varies, and espeak-ng reads it from the punctuation.
     endings: tuple[str, ...] = ("",)
+    # How far each speaker's vocal tract and voice source stray from the bundled variant it is
+    # built on (see `draw_timbre`): 0 speaks with espeak-ng's variants as shipped.
+    timbre: float = 0.0
 
     def folder_name(self) -> str:
         name = f"synth-n{self.per_word}-s{self.seed}"
         defaults = SynthConfig()
-        if (self.rates, self.endings) != (defaults.rates, defaults.endings):  # another corpus, another folder
-            name += "-" + hashlib.sha1(repr((self.rates, self.endings)).encode()).hexdigest()[:6]
+        changed = (self.rates, self.endings, self.timbre)
+        if changed != (defaults.rates, defaults.endings, defaults.timbre):  # another corpus, another folder
+            name += "-" + hashlib.sha1(repr(changed).encode()).hexdigest()[:6]
         return name
 
 
@@ -113,6 +117,8 @@ def _speakers(config: SynthConfig, rng: np.random.Generator) -> list[tuple[str, 
         voice = Voice(dialect=str(rng.choice(ENGLISH_DIALECTS)), variant=variant,
                       rate=int(rng.integers(*config.rates)), pitch=int(rng.integers(15, 90)),
                       pitch_range=int(rng.integers(20, 90)))
+        if config.timbre > 0:  # (drawn after the rest, so a timbre-free corpus stays what it was)
+            voice = replace(voice, timbre=draw_timbre(rng, config.timbre).lines(variant))
         sid = hashlib.sha1(f"{config.seed}/{k}/{voice}".encode()).hexdigest()[:8]
         while sid in seen:
             sid = hashlib.sha1(sid.encode()).hexdigest()[:8]
@@ -121,10 +127,31 @@ def _speakers(config: SynthConfig, rng: np.random.Generator) -> list[tuple[str, 
     return out
 
 
+def draw_timbre(rng: np.random.Generator, strength: float = 1.0) -> Timbre:
+    """A random speaker's tract and source; `strength` 1 spans roughly adult to child voices.
+
+    All formants move together by up to ±15% (tract length) and each by its own few percent
+    (accent, articulation); bandwidths narrow or broaden; half the speakers get breath noise; pitch
+    wobble, roughness, voicing and consonant levels vary; a third speak through a Klatt source.
+    """
+    tract = np.exp(rng.uniform(-0.15, 0.15) * strength)
+    own = np.exp(rng.normal(0, 0.06 * strength, 9))
+    scale = [1.0] + [float(tract * own[k]) for k in range(1, 9)]
+    breath = tuple(int(b) for b in rng.integers(0, 1 + round(6 * strength), 8)) if rng.random() < 0.5 else ()
+    return Timbre(
+        formant_scale=tuple(scale), width_scale=float(np.exp(rng.uniform(-0.3, 0.5) * strength)),
+        breath=breath, flutter=int(rng.integers(0, 1 + round(100 * strength))),
+        roughness=int(rng.integers(0, 1 + round(5 * strength))),
+        voicing=int(100 * np.exp(rng.uniform(-0.4, 0.4) * strength)),
+        consonants=(int(100 * np.exp(rng.uniform(-0.5, 0.5) * strength)),
+                    int(100 * np.exp(rng.uniform(-0.5, 0.5) * strength))),
+        klatt=int(rng.integers(1, 5)) if rng.random() < 0.33 else None)
+
+
 def jitter(voice: Voice, rng: np.random.Generator) -> Voice:
     """The same speaker never says a word twice in exactly the same way."""
-    return Voice(voice.dialect, voice.variant, int(voice.rate * rng.uniform(0.9, 1.1)),
-                 int(np.clip(voice.pitch + rng.integers(-5, 6), 0, 100)), voice.pitch_range)
+    return replace(voice, rate=int(voice.rate * rng.uniform(0.9, 1.1)),
+                   pitch=int(np.clip(voice.pitch + rng.integers(-5, 6), 0, 100)))
 
 
 def speak(speaker: Speaker, text: str, voice: Voice) -> np.ndarray:
