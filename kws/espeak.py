@@ -77,10 +77,13 @@ class Timbre:
 
     def lines(self, variant: str) -> str:
         """Variant-file lines that apply this timbre on top of the bundled `variant`."""
+        if not takes_timbre(variant):
+            raise ValueError(f"the espeak-ng variant {variant!r} is an effect voice that cannot take a timbre")
         base = _variant_formants(variant)
         out = []
         for k, scale in enumerate(self.formant_scale):
-            freq, height, width, *offset = base.get(k, [100, 100, 100])
+            given = base.get(k, [])
+            freq, height, width, *offset = given + [100, 100, 100][len(given):]
             values = [k, round(freq * scale), height, round(width * self.width_scale), *offset]
             out.append("formant " + " ".join(str(int(v)) for v in values))
         if self.breath:
@@ -159,6 +162,12 @@ def _variant_formants(variant: str) -> dict[int, list[int]]:
     """The `formant N freq height width [offset]` lines of a bundled variant, by N."""
     text = (_bundled_data() / "voices" / "!v" / variant).read_text(errors="replace") if variant else ""
     return {int(m[1]): [int(v) for v in m[2].split()] for m in _FORMANT.finditer(text)}
+
+
+def takes_timbre(variant: str) -> bool:
+    """Whether a timbre can reshape this variant. Effect voices that put a formant far off (Lee's
+    at 9% and 290%) crash espeak-ng now and then once reshaped, so they are spoken as shipped."""
+    return all(50 <= values[0] <= 200 for values in _variant_formants(variant).values())
 
 
 def _derived_name(variant: str, timbre: str) -> str:

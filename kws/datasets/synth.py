@@ -17,7 +17,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, write_wav
 from ..download import COMPLETE_MARKER, is_complete
-from ..espeak import ENGLISH_DIALECTS, Speaker, Timbre, Voice, list_variants
+from ..espeak import ENGLISH_DIALECTS, Speaker, Timbre, Voice, list_variants, takes_timbre
 from .speech_commands import NOISE_DIR
 
 #: The 35 words of Speech Commands v0.02.
@@ -117,7 +117,7 @@ def _speakers(config: SynthConfig, rng: np.random.Generator) -> list[tuple[str, 
         voice = Voice(dialect=str(rng.choice(ENGLISH_DIALECTS)), variant=variant,
                       rate=int(rng.integers(*config.rates)), pitch=int(rng.integers(15, 90)),
                       pitch_range=int(rng.integers(20, 90)))
-        if config.timbre > 0:  # (drawn after the rest, so a timbre-free corpus stays what it was)
+        if config.timbre > 0 and takes_timbre(variant):  # (drawn last: a timbre-free corpus stays as it was)
             voice = replace(voice, timbre=draw_timbre(rng, config.timbre).lines(variant))
         sid = hashlib.sha1(f"{config.seed}/{k}/{voice}".encode()).hexdigest()[:8]
         while sid in seen:
