@@ -32,8 +32,8 @@ class AugmentConfig:
 
 
 # Named settings for `kws train --augment`. "acoustic" adds what a synthesiser lacks and a room and
-# a microphone add. On the real clips it helped in two of three paired runs and hurt in one
-# (benchmarks/real_speech.py, README "Hearing real people"), so it is an option, not the default.
+# a microphone add; it is the default for the synthetic corpus, where the model must generalise
+# to people (it helped real speech in two of three paired runs: README "Hearing real people").
 AUGMENT_RECIPES = {
     "basic": {},
     "acoustic": {"speed": 0.15, "eq_db": 4.0, "band_limit": 0.5, "reverb": 0.5, "warp": 0.12},

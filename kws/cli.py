@@ -115,21 +115,31 @@ def _download_archive(which: str, data_dir: Optional[Path], url: Optional[str], 
 
 @app.command()
 def synth(
-    out: Optional[Path] = typer.Option(None, help="Output folder [default: DATA_DIR/synth-n<N>-s<SEED>]."),
+    out: Optional[Path] = typer.Option(None, help="Output folder [default: DATA_DIR/synth-n<N>-s<SEED>-<HASH>]."),
     per_word: int = typer.Option(600, min=10, help="Clips per word, each from a different voice."),
     seed: int = typer.Option(0, help="Same seed, same corpus."),
+    timbre: float = typer.Option(1.0, min=0.0, max=1.5, help="How far each speaker's vocal tract and voice "
+                                 "source stray from espeak-ng's own variants (0: as shipped)."),
+    pico: Optional[int] = typer.Option(None, min=0, help="Extra training clips per word in SVOX Pico's two voices "
+                                       "[default: 300 if the kws[pico] extra is installed, else 0]."),
     data_dir: Optional[Path] = DataDir,
 ) -> None:
     """Speak the 35 Speech Commands words with espeak-ng voices, in the Speech Commands layout.
 
     Voices span every English dialect and voice variant espeak-ng ships, at varied rate, pitch and
-    placement. Validation and test voices never speak in training. Background noise is generated.
+    placement, and each speaker gets a vocal tract and voice source of its own (formant positions
+    and widths, breath, pitch wobble, a Klatt source for some). Validation and test voices never
+    speak in training. Background noise is generated. With the kws[pico] extra, SVOX Pico's two
+    voices (modelled on recordings of people) add training clips.
     """
+    from . import pico as pico_tts
     from .datasets import build_synth
     from .datasets.synth import SynthConfig, default_root
     from .paths import data_dir as resolve
 
-    config = SynthConfig(per_word=per_word, seed=seed)
+    if pico and not pico_tts.available():
+        raise UserError('--pico: SVOX Pico is not installed (pip install "kws[pico]"; it needs a C compiler)')
+    config = SynthConfig(per_word=per_word, seed=seed, timbre=timbre, **({} if pico is None else {"pico": pico}))
     root = out or default_root(resolve(data_dir), config)
     build_synth(root, config)
     typer.echo(f"synthetic corpus ready in {root}")
@@ -188,7 +198,8 @@ def train(
     augment_name: Optional[str] = typer.Option(
         None, "--augment", help="basic: time shift + background noise (TensorFlow's recipe); acoustic: also "
         "speed, EQ and band limits, room reverb and vocal-tract warp, for a model trained on synthetic voices "
-        "that must hear people (see the README's real-speech figures) [default: basic]."),
+        "that must hear people (see the README's real-speech figures) [default: acoustic for --dataset synth, "
+        "else basic]."),
     spec_augment: bool = typer.Option(False, "--spec-augment", help="Mask time and frequency stripes."),
     per_word: Optional[int] = typer.Option(None, help="synth only: clips per word when building the corpus."),
     data_dir: Optional[Path] = DataDir,
@@ -232,7 +243,7 @@ def train(
     generator = torch.Generator().manual_seed(seed)
     augment = features_augment = recipe = None
     if splits.kind == "audio":
-        recipe = augment_name or "basic"
+        recipe = augment_name or ("acoustic" if dataset == "synth" else "basic")
         aug = AugmentConfig(**AUGMENT_RECIPES[recipe], **({"time_masks": 2, "freq_masks": 2} if spec_augment else {}))
         augment = WaveAugment(aug, splits.noise, generator)
         spec = SpecAugment(aug, generator)

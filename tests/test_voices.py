@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 
-from kws.datasets.synth import SynthConfig, _speakers, draw_timbre, speak
+from kws.datasets.synth import SynthConfig, _speakers, build, draw_timbre, speak
+from kws import pico
 from kws.espeak import Speaker, Timbre, Voice, _bundled_data, list_variants, takes_timbre
 
 
@@ -48,12 +52,13 @@ def test_timbre_corpus_draws_a_new_speaker_each_time():
     assert tracts.min() < 0.9 and tracts.max() > 1.1  # tract lengths spread both ways
     assert 0.3 < np.mean([bool(t.breath) for t in drawn]) < 0.7
     assert 0.2 < np.mean([t.klatt is not None for t in drawn]) < 0.45
-    config = SynthConfig(per_word=30, timbre=1.0)
+    config = SynthConfig(per_word=30, timbre=1.0, pico=0)
     speakers = _speakers(config, np.random.default_rng(0))
     assert len({v.name for _, v, _ in speakers}) == 30  # every speaker sounds different
     assert all(v.name.split("+")[1].startswith("kws-") == takes_timbre(v.variant) for _, v, _ in speakers)
-    assert all(not v.timbre for _, v, _ in _speakers(SynthConfig(per_word=30), np.random.default_rng(0)))
-    assert config.folder_name() != SynthConfig(per_word=30).folder_name() == "synth-n30-s0"
+    assert all(not v.timbre for _, v, _ in _speakers(SynthConfig(per_word=30, timbre=0, pico=0), np.random.default_rng(0)))
+    # The first corpus, spoken as shipped, keeps its folder; a timbre corpus never lands in it.
+    assert config.folder_name() != SynthConfig(per_word=30, timbre=0, pico=0).folder_name() == "synth-n30-s0"
     # Every ordinary variant can carry a timbre (some ship partial formant lines); effect voices
     # with a formant far off are spoken as shipped.
     natural = [v for v in list_variants() if takes_timbre(v)]
@@ -62,3 +67,67 @@ def test_timbre_corpus_draws_a_new_speaker_each_time():
         assert draw_timbre(rng).lines(variant).count("formant ") == 9
     with pytest.raises(ValueError, match="effect voice"):
         draw_timbre(rng).lines("Lee")
+
+
+def test_a_small_timbre_corpus_builds_in_the_speech_commands_layout(tmp_path):
+    config = SynthConfig(per_word=20, words=("yes", "no"), timbre=1.0, pico=0)
+    root = build(tmp_path / config.folder_name(), config)
+    clips = {w: sorted((root / w).glob("*.wav")) for w in config.words}
+    assert all(len(c) == 20 for c in clips.values())
+    held = (root / "testing_list.txt").read_text().split() + (root / "validation_list.txt").read_text().split()
+    assert held and all((root / rel).exists() for rel in held)
+    audio, rate = sf.read(clips["yes"][0], dtype="float32")
+    assert rate == 16000 and len(audio) == 16000 and np.abs(audio).max() > 0.04
+    assert "'timbre': 1.0" in (root / "synth_config.txt").read_text()
+
+
+needs_pico = pytest.mark.skipif(not pico.available(), reason='SVOX Pico is not installed (pip install "kws[pico]")')
+
+
+def _f0(audio: np.ndarray, rate: int = 16000) -> float:
+    """Median pitch of the voiced middle of a clip, from the autocorrelation peak in 60-500 Hz."""
+    middle = audio[len(audio) // 4: 3 * len(audio) // 4]
+    estimates = []
+    for start in range(0, len(middle) - 800, 400):
+        frame = middle[start:start + 800] - middle[start:start + 800].mean()
+        ac = np.correlate(frame, frame, "full")[799:]
+        lo, hi = rate // 500, rate // 60
+        estimates.append(rate / (lo + int(np.argmax(ac[lo:hi]))))
+    return float(np.median(estimates))
+
+
+@needs_pico
+def test_pico_speaks_both_voices_and_follows_pitch():
+    speaker = pico.PicoSpeaker()
+    for language in pico.LANGUAGES:
+        audio = speaker.say("yes", language)
+        assert audio.dtype == np.float32 and 3000 < len(audio) < 16000 and np.abs(audio).max() > 0.1, language
+    low, high = _f0(speaker.say("see", pitch=60)), _f0(speaker.say("see", pitch=180))
+    assert 2.0 < high / low < 4.0, (low, high)  # asked for 3x
+    with pytest.raises(ValueError, match="Pico speaks"):
+        speaker.say("yes", "de-DE")
+    with pytest.raises(ValueError, match="percent"):
+        speaker.say("yes", pitch=400)
+
+
+@needs_pico
+def test_pico_clips_join_the_training_split_only_and_leave_espeak_clips_alone(tmp_path):
+    with_pico = SynthConfig(per_word=12, words=("yes", "no"), timbre=1.0, pico=5)
+    without = SynthConfig(per_word=12, words=("yes", "no"), timbre=1.0, pico=0)
+    assert with_pico.folder_name() != without.folder_name()
+    a, b = build(tmp_path / "a", with_pico), build(tmp_path / "b", without)
+    added = sorted(p.relative_to(a).as_posix() for p in a.glob("*/pico*.wav"))
+    assert len(added) == 10
+    held = set((a / "testing_list.txt").read_text().split() + (a / "validation_list.txt").read_text().split())
+    assert held and not held & set(added)  # Pico's two voices are never held out
+    assert held == set((b / "testing_list.txt").read_text().split() + (b / "validation_list.txt").read_text().split())
+    # Pico draws from its own random stream, so every espeak-ng clip keeps its drawn loudness. (Not
+    # its exact samples: espeak-ng carries state from one utterance to the next.)
+    for clip in b.glob("[ny]*/*.wav"):
+        peaks = [np.abs(sf.read(c, dtype="float32")[0]).max() for c in (clip, a / clip.relative_to(b))]
+        assert abs(peaks[0] - peaks[1]) < 2e-4, (clip, peaks)
+    for name in ("white_noise", "pink_noise", "mains_hum"):  # drawn after Pico's clips, by numpy alone
+        noise = Path("_background_noise_") / f"{name}.wav"
+        assert (a / noise).read_bytes() == (b / noise).read_bytes(), name
+    audio, rate = sf.read(a / added[0], dtype="float32")
+    assert rate == 16000 and len(audio) == 16000 and np.abs(audio).max() > 0.04

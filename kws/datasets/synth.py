@@ -1,20 +1,23 @@
-"""An offline corpus in the Speech Commands layout, spoken by espeak-ng voices.
+"""An offline corpus in the Speech Commands layout, spoken by espeak-ng voices (and Pico's).
 
-Every English dialect and voice variant espeak-ng ships, at varied rate, pitch and intonation,
-placed anywhere in the second at varied loudness. The split is by voice variant: the timbres in
-the validation and test lists never speak in training. Same seed, same corpus.
+Every English dialect and voice variant espeak-ng ships, each speaker reshaped with a timbre of its
+own (`draw_timbre`), at varied rate, pitch and intonation, placed anywhere in the second at varied
+loudness. The split is by voice variant: the variants in the validation and test lists never speak
+in training. Where SVOX Pico is installed, its two human-modelled voices add clips to the training
+split only (two voices cannot be held out). Same seed and same installed synthesisers, same corpus.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from .. import pico as pico_tts
 from ..audio import SAMPLE_RATE, write_wav
 from ..download import COMPLETE_MARKER, is_complete
 from ..espeak import ENGLISH_DIALECTS, Speaker, Timbre, Voice, list_variants, takes_timbre
@@ -25,6 +28,11 @@ WORDS = ("backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "foll
          "go", "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right",
          "seven", "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero")
 NOISE_SECONDS = 30
+PICO_PER_WORD = 300  # the one share tried (1 Pico clip per 1.6 espeak-ng training clips); not tuned
+
+
+def _pico_default() -> int:
+    return PICO_PER_WORD if pico_tts.available() else 0
 
 
 @dataclass
@@ -40,14 +48,18 @@ class SynthConfig:
     endings: tuple[str, ...] = ("",)
     # How far each speaker's vocal tract and voice source stray from the bundled variant it is
     # built on (see `draw_timbre`): 0 speaks with espeak-ng's variants as shipped.
-    timbre: float = 0.0
+    timbre: float = 1.0
+    # Extra training clips per word in SVOX Pico's voices; 0 where `ttspico` is not installed.
+    pico: int = field(default_factory=_pico_default)
 
     def folder_name(self) -> str:
+        """The first corpus (no timbre, no Pico) keeps its plain name; any other gets a suffix."""
         name = f"synth-n{self.per_word}-s{self.seed}"
-        defaults = SynthConfig()
-        changed = (self.rates, self.endings, self.timbre)
-        if changed != (defaults.rates, defaults.endings, defaults.timbre):  # another corpus, another folder
-            name += "-" + hashlib.sha1(repr(changed).encode()).hexdigest()[:6]
+        spoken = (self.rates, self.endings, self.timbre)
+        if spoken != ((120, 260), ("",), 0.0) or self.pico:
+            name += "-" + hashlib.sha1(repr(spoken).encode()).hexdigest()[:6]
+        if self.pico:
+            name += f"-pico{self.pico}"
         return name
 
 
@@ -69,7 +81,7 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    total = len(config.words) * config.per_word
+    total = len(config.words) * (config.per_word + config.pico)
     lists: dict[str, list[str]] = {"val": [], "test": []}
     done = 0
     for word in config.words:
@@ -86,6 +98,8 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
             done += 1
             if progress:
                 progress(done, total)
+    if config.pico:
+        add_pico(partial, config, lambda n: progress(done + n, total) if progress else None)
     (partial / "validation_list.txt").write_text("".join(p + "\n" for p in lists["val"]))
     (partial / "testing_list.txt").write_text("".join(p + "\n" for p in lists["test"]))
     write_noise(partial / NOISE_DIR, rng, speaker)
@@ -154,11 +168,37 @@ def jitter(voice: Voice, rng: np.random.Generator) -> Voice:
                    pitch=int(np.clip(voice.pitch + rng.integers(-5, 6), 0, 100)))
 
 
+def add_pico(folder: Path, config: SynthConfig, progress: Callable[[int], None]) -> None:
+    """`config.pico` clips per word in Pico's voices, training split only (never in the lists).
+
+    Its own random stream, so the espeak-ng clips are the same with or without Pico. Each clip draws
+    a voice (en-US or en-GB), a pitch of 60-200% and a speed of 60-160% of the voice's own, and
+    an ending that gives the word a falling, rising or stressed intonation.
+    """
+    rng = np.random.default_rng([config.seed, 1])
+    speaker = pico_tts.PicoSpeaker()
+    done = 0
+    for word in config.words:
+        for k in range(config.pico):
+            language = pico_tts.LANGUAGES[k % len(pico_tts.LANGUAGES)]
+            pitch, rate = int(rng.integers(60, 200)), int(rng.integers(60, 160))
+            text = word + str(rng.choice(["", ".", "?", "!"]))
+            clip = place(trim(speaker.say(text, language, pitch, rate)), rng)
+            sid = hashlib.sha1(f"pico/{config.seed}/{word}/{k}".encode()).hexdigest()[:8]
+            write_wav(folder / word / f"pico{sid}_nohash_0.wav", clip)
+            done += 1
+            progress(done)
+
+
 def speak(speaker: Speaker, text: str, voice: Voice) -> np.ndarray:
     """espeak-ng's 22,050 Hz output → 16 kHz, leading and trailing silence trimmed."""
     import soxr
 
-    audio = soxr.resample(speaker.say(text, voice), speaker.sample_rate, SAMPLE_RATE).astype(np.float32)
+    return trim(soxr.resample(speaker.say(text, voice), speaker.sample_rate, SAMPLE_RATE).astype(np.float32))
+
+
+def trim(audio: np.ndarray) -> np.ndarray:
+    """Without the leading and trailing stretches quieter than 1% of the peak."""
     loud = np.flatnonzero(np.abs(audio) > 0.01 * (np.abs(audio).max() + 1e-9))
     return audio[loud[0]:loud[-1] + 1] if len(loud) else audio
 
