@@ -1,0 +1,119 @@
+"""Augmentation is really applied, in the intended way, and never touches labels."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from kws.augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment
+from kws.datasets import speech_commands
+from kws.datasets.synth import SynthConfig, build
+from kws.features import LogMel
+from kws.model import new_classifier
+from kws.train import TrainConfig, fit
+
+OFF = AugmentConfig(shift_ms=0.0, noise_prob=0.0)  # every transform off; each test turns one on
+
+
+def _word(n: int = 4) -> torch.Tensor:
+    """A batch of the same 'word': a 300 ms harmonic tone with a 6 kHz hiss, in 1 s of silence."""
+    t = torch.arange(4800) / 16000
+    word = sum(torch.sin(2 * torch.pi * f * t) / k for k, f in enumerate((200, 400, 800, 1600), 1))
+    word = word + 0.3 * torch.sin(2 * torch.pi * 6000 * t)
+    clip = torch.zeros(16000)
+    clip[5600:10400] = 0.5 * word / word.abs().max() * torch.hann_window(4800)
+    return clip.repeat(n, 1)
+
+
+def _band_energy(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    spec = torch.fft.rfft(x, dim=1).abs() ** 2
+    f = torch.fft.rfftfreq(x.shape[1], 1 / 16000)
+    return spec[:, (f >= low) & (f < high)].sum(1)
+
+
+def _extent(x: torch.Tensor) -> torch.Tensor:
+    """Samples between the first and last above 5% of each row's peak."""
+    loud = x.abs() > 0.05 * x.abs().amax(1, keepdim=True)
+    idx = torch.arange(x.shape[1]).expand_as(x)
+    return torch.where(loud, idx, -1).amax(1) - torch.where(loud, idx, x.shape[1]).amin(1)
+
+
+def test_each_wave_transform_does_what_it_says():
+    g = torch.Generator().manual_seed(0)
+    clean = _word(64)
+    # Shift: the same samples, moved by at most ±100 ms, zeros coming in.
+    shifted = WaveAugment(replace(OFF, shift_ms=100.0), None, g)(clean)
+    lags = [int(np.argmax(np.correlate(s.numpy(), clean[0].numpy(), "full"))) - 15999 for s in shifted]
+    assert max(abs(v) for v in lags) <= 1600 and len(set(lags)) > 10
+    assert torch.allclose(shifted.abs().sum(1), clean.abs().sum(1), rtol=1e-4)  # nothing lost: word is inside
+    # Speed: the word lasts longer or shorter, by at most ±15%.
+    ratio = _extent(WaveAugment(replace(OFF, speed=0.15), None, g)(clean)) / _extent(clean)
+    assert ratio.min() < 0.95 and ratio.max() > 1.05 and ratio.min() > 0.8 and ratio.max() < 1.25
+    # Band limit on every clip: the 6 kHz hiss is cut (low-pass at 2.5-7 kHz), never louder overall.
+    limited = WaveAugment(replace(OFF, band_limit=1.0), None, g)(clean)
+    hiss = _band_energy(limited, 5500, 6500) / _band_energy(clean, 5500, 6500)
+    assert hiss.median() < 0.5 and (limited.abs().amax(1) <= clean.abs().amax(1) + 1e-6).all()
+    # Reverb on every clip: the word rings on after it ends.
+    wet = WaveAugment(replace(OFF, reverb=1.0), None, g)(clean)
+    tail = lambda x: x[:, 10600:13000].pow(2).sum(1)  # noqa: E731
+    assert (tail(wet) > 100 * tail(clean) + 1e-6).all()
+    # Noise on every clip: the silence before the word is no longer silent, the word is still there.
+    noise = torch.randn(16000 * 5) * 0.3
+    noisy = WaveAugment(replace(OFF, noise_prob=1.0, noise_volume=0.1), noise, g)(clean)
+    assert (noisy[:, :5000].abs().amax(1) > 0).float().mean() > 0.9
+    assert torch.nn.functional.cosine_similarity(noisy, clean).min() > 0.5
+
+
+def test_vocal_tract_warp_moves_the_mel_image_along_frequency_only():
+    g = torch.Generator().manual_seed(0)
+    image = LogMel()(_word(32))  # (batch, 1, bands, frames)
+    warped = SpecAugment(replace(OFF, warp=0.12), g)(image)
+    bands = torch.arange(image.shape[2], dtype=torch.float32).view(1, 1, -1, 1)
+    centroid = lambda im: ((im - im.amin()) * bands).sum((1, 2, 3)) / (im - im.amin()).sum((1, 2, 3))  # noqa: E731
+    moved = centroid(warped) / centroid(image)
+    assert moved.min() < 0.99 and moved.max() > 1.01 and (moved - 1).abs().max() < 0.2
+    # Time is untouched: the silent frames (flat across bands) stay exactly as they were.
+    silent = (image.std(2, keepdim=True) < 1e-6).expand_as(image)
+    assert silent.any() and torch.allclose(warped[silent], image[silent])
+
+
+def test_training_on_a_small_corpus_feeds_augmented_clips_with_their_own_labels(tmp_path, monkeypatch):
+    config = SynthConfig(per_word=40, words=("yes", "no", "up"), timbre=1.0, pico=0)
+    root = build(tmp_path / "corpus", config)
+    splits = speech_commands.load(root, "12", ["yes", "no"], 0, name="synth")
+    g = torch.Generator().manual_seed(0)
+    seen, targets = [], []
+
+    class Spy(WaveAugment):
+        def __call__(self, wav):
+            out = super().__call__(wav)
+            seen.append((wav.clone(), out.clone()))
+            return out
+
+    class RecordingLoss(torch.nn.CrossEntropyLoss):
+        def forward(self, logits, target):
+            if torch.is_grad_enabled():  # training steps, not the validation pass
+                targets.append(target.clone())
+            return super().forward(logits, target)
+
+    monkeypatch.setattr(torch.nn, "CrossEntropyLoss", RecordingLoss)
+    net = new_classifier(LogMel(), splits.labels, "chapter4")
+    acoustic = AugmentConfig(**AUGMENT_RECIPES["acoustic"])
+    metrics = fit(net, splits, TrainConfig(epochs=3, batch_size=16, lr=3e-3), tmp_path / "run", generator=g,
+                  augment=Spy(acoustic, splits.noise, g), progress=False)
+    x_train, y_train = splits.train
+    row_of = {bytes(x.numpy().tobytes()): i for i, x in enumerate(x_train)}
+    assert len(seen) == len(targets) == 3 * -(-len(x_train) // 16)  # every training step, and only those
+    for (wav, out), target in zip(seen, targets):
+        clean = wav.float() / 32768
+        assert out.shape == clean.shape
+        assert not torch.allclose(out, clean, atol=1e-3)  # really changed
+        assert (out.abs().amax(1) <= 1.0).all()
+        # The loss pairs each augmented clip with the label of the clean clip it was made from.
+        rows = [row_of[bytes(w.numpy().tobytes())] for w in wav]
+        assert torch.equal(target, y_train[rows])
+    # And the model learns from the augmented clips.
+    history = metrics["history"]
+    assert history[-1]["train_loss"] < 0.8 * history[0]["train_loss"], history
