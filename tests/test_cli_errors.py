@@ -88,3 +88,17 @@ def test_help_teaches():
         assert command in r.stdout
     r = kws("train", "--help")
     assert "--dataset" in r.stdout and "synth" in r.stdout
+
+
+def test_without_pico_the_corpus_is_espeak_only_and_asking_for_it_is_one_line(tmp_path):
+    """A machine without the kws[pico] extra: a stand-in `ttspico` that cannot be imported."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "ttspico.py").write_text("raise ImportError('not built here')\n")
+    env = {"PYTHONPATH": str(shadow)}
+    r = kws("synth", "--pico", "5", "--out", tmp_path / "c", env=env)
+    assert r.returncode == 2 and 'pip install "kws[pico]"' in _one_line(r)
+    r = kws("synth", "--per-word", "10", "--out", tmp_path / "c", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "SVOX Pico is not installed" in r.stderr
+    assert not list((tmp_path / "c").glob("*/pico*.wav")) and len(list((tmp_path / "c").glob("yes/*.wav"))) == 10
