@@ -142,7 +142,7 @@ def _speakers(config: SynthConfig, rng: np.random.Generator) -> list[tuple[str, 
 
 
 def draw_timbre(rng: np.random.Generator, strength: float = 1.0) -> Timbre:
-    """A random speaker's tract and source; `strength` 1 spans roughly adult to child voices.
+    """A random speaker's tract and source; `strength` scales every spread below (0: none).
 
     All formants move together by up to ±15% (tract length) and each by its own few percent
     (accent, articulation); bandwidths narrow or broaden; half the speakers get breath noise; pitch
