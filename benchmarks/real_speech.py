@@ -28,7 +28,7 @@ from kws.datasets import build_synth, speech_commands  # noqa: E402
 from kws.datasets.synth import SynthConfig, default_root  # noqa: E402
 from kws.evaluate import evaluate_on  # noqa: E402
 from kws.features import LogMel, LogMelConfig  # noqa: E402
-from kws.model import new_classifier  # noqa: E402
+from kws.model import LEARNING_RATES, new_classifier  # noqa: E402
 from kws.train import TrainConfig, fit  # noqa: E402
 
 BASE = AugmentConfig()
@@ -75,7 +75,7 @@ def run(recipe: str, epochs: int, per_word: int, data_dir: Path, real: Path, see
     spec = SpecAugment(augment_config, generator)
     run_dir = ROOT / "runs" / "real-speech" / f"{recipe}-{model}-e{epochs}-n{per_word}-s{seed}-{corpus}"
     start = time.perf_counter()
-    metrics = fit(net, splits, TrainConfig(epochs=epochs, lr=3e-3, seed=seed), run_dir, generator=generator,
+    metrics = fit(net, splits, TrainConfig(epochs=epochs, lr=LEARNING_RATES[model], seed=seed), run_dir, generator=generator,
                   augment=WaveAugment(augment_config, splits.noise, generator),
                   augment_features=spec if spec.active else None, progress=False,
                   run_info={"dataset": "synth", "recipe": recipe})
@@ -84,7 +84,8 @@ def run(recipe: str, epochs: int, per_word: int, data_dir: Path, real: Path, see
 
     best, meta = load_model(run_dir / "model.pt")
     result = evaluate_on(best, meta, str(real), data_dir)
-    return {"recipe": recipe, "model": model, "corpus": corpus, "epochs": epochs, "per_word": per_word, "seed": seed,
+    return {"recipe": recipe, "model": model, "lr": LEARNING_RATES[model], "corpus": corpus, "epochs": epochs,
+            "per_word": per_word, "seed": seed,
             "augment": asdict(augment_config), "frontend": frontend, "synth_test": round(metrics["test_accuracy"], 4),
             "real": round(result["accuracy"], 4), "real_clips": result["count"],
             "train_seconds": round(seconds, 1)}

@@ -190,7 +190,8 @@ def train(
     model: str = typer.Option("chapter4", "--model", help="chapter4 (the book's net) or wide (more accurate)."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Passes over the training set [default: 20; mnist 10, digits 15]."),
     batch_size: int = typer.Option(64, min=1),
-    lr: float = typer.Option(3e-3, min=0.0, help="Adam's learning rate (cosine-decayed to zero)."),
+    lr: Optional[float] = typer.Option(None, min=0.0, help="Adam's learning rate, cosine-decayed to zero "
+                                       "[default: 3e-3 for chapter4, 1e-3 for wide]."),
     seed: int = typer.Option(0, help="Seeds shuffling, augmentation and initial weights."),
     out: Optional[Path] = typer.Option(None, help="Run folder [default: runs/<dataset>-<model>-<time>]."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
@@ -214,7 +215,7 @@ def train(
     from .augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment
     from .datasets import load_dataset
     from .features import LogMel, PixelScale
-    from .model import PRESETS, new_classifier
+    from .model import LEARNING_RATES, PRESETS, new_classifier
     from .paths import data_dir as resolve
     from .paths import runs_dir
     from .plots import confusion_png, curves_png
@@ -252,6 +253,7 @@ def train(
     else:
         frontend = PixelScale()
     net = new_classifier(frontend, splits.labels, model)
+    lr = lr if lr is not None else LEARNING_RATES.get(model, 3e-3)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
 
     def show(row: dict) -> None:

@@ -15,6 +15,9 @@ from torch import nn
 from .features import build_frontend
 
 PRESETS = ("chapter4", "wide")
+# Adam's learning rate for each preset. At 3e-3 the wide net (batch norm, dropout) crawled on the
+# offline corpus: 20% training accuracy after 3 epochs, against 53% at 1e-3 (validation 31% vs 74%).
+LEARNING_RATES = {"chapter4": 3e-3, "wide": 1e-3}
 
 
 @dataclass
