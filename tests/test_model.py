@@ -1,8 +1,12 @@
+import json
+
 import pytest
 import torch
 
 from kws.features import LogMel, PixelScale
 from kws.model import ConvNet, NetConfig, new_classifier
+
+from .conftest import kws
 
 
 def test_chapter4_on_digits_is_the_books_network():
@@ -28,3 +32,13 @@ def test_one_class_serves_images_and_spectrograms(preset):
 def test_unknown_preset_is_refused():
     with pytest.raises(ValueError, match="preset"):
         ConvNet(NetConfig(28, 28, 10, "huge"))
+
+
+def test_each_preset_trains_at_its_own_learning_rate(tmp_path):
+    for preset, lr in (("chapter4", 3e-3), ("wide", 1e-3)):
+        run = tmp_path / preset
+        r = kws("train", "--dataset", "digits", "--model", preset, "--epochs", "1", "--out", run)
+        assert r.returncode == 0, r.stderr
+        assert json.loads((run / "metrics.json").read_text())["train_config"]["lr"] == lr
+    r = kws("train", "--dataset", "digits", "--model", "wide", "--epochs", "1", "--lr", "0.02", "--out", tmp_path / "x")
+    assert json.loads((tmp_path / "x" / "metrics.json").read_text())["train_config"]["lr"] == 0.02
