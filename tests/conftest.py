@@ -49,10 +49,10 @@ def speech_dir() -> Path:
 def small_corpus(tmp_path_factory) -> Path:
     """A small espeak-ng corpus in the Speech Commands layout, built once per test session.
 
-    Spoken by espeak-ng's variants as shipped (`--timbre 0`): the tests that use it check plumbing
+    Spoken by espeak-ng's variants as shipped, no Pico: the tests that use it check plumbing
     and need a small model that is sure of its three words; test_voices covers the timbre."""
     out = tmp_path_factory.mktemp("corpus") / "synth"
-    r = kws("synth", "--out", out, "--per-word", "400", "--seed", "1", "--timbre", "0")
+    r = kws("synth", "--out", out, "--per-word", "400", "--seed", "1", "--timbre", "0", "--pico", "0")
     assert r.returncode == 0, r.stderr
     return out
 
