@@ -253,7 +253,7 @@ def train(
     else:
         frontend = PixelScale()
     net = new_classifier(frontend, splits.labels, model)
-    lr = lr if lr is not None else LEARNING_RATES.get(model, 3e-3)
+    lr = lr if lr is not None else LEARNING_RATES[model]
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
 
     def show(row: dict) -> None:

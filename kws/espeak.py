@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import hashlib
 import re
 import shutil
@@ -158,10 +159,16 @@ def _bundled_data() -> Path:
 _FORMANT = re.compile(r"^\s*formant\s+(\d+)((?:\s+-?\d+)+)", re.MULTILINE)
 
 
+@functools.lru_cache(maxsize=None)
+def _variant_text(variant: str) -> str:
+    """A bundled variant file, read once per process ("" is espeak-ng's default voice)."""
+    return (_bundled_data() / "voices" / "!v" / variant).read_text(errors="replace") if variant \
+        else "language variant\n"
+
+
 def _variant_formants(variant: str) -> dict[int, list[int]]:
     """The `formant N freq height width [offset]` lines of a bundled variant, by N."""
-    text = (_bundled_data() / "voices" / "!v" / variant).read_text(errors="replace") if variant else ""
-    return {int(m[1]): [int(v) for v in m[2].split()] for m in _FORMANT.finditer(text)}
+    return {int(m[1]): [int(v) for v in m[2].split()] for m in _FORMANT.finditer(_variant_text(variant))}
 
 
 def takes_timbre(variant: str) -> bool:
@@ -181,9 +188,7 @@ def _write_derived(variant: str, timbre: str) -> None:
     """The bundled variant's file with the timbre's lines after it (later lines win in espeak-ng)."""
     path = _mirror / "voices" / "!v" / _derived_name(variant, timbre)
     if not path.exists():
-        base = (_bundled_data() / "voices" / "!v" / variant).read_text(errors="replace") if variant \
-            else "language variant\n"
-        path.write_text(base.rstrip("\n") + "\n" + timbre)
+        path.write_text(_variant_text(variant).rstrip("\n") + "\n" + timbre)
 
 
 def _make_mirror() -> Path:

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from .audio import SAMPLE_RATE
 from .errors import UserError
-from .infer import Prediction, check_modality, classify_audio
+from .infer import Prediction, check_modality, classify_audio, classify_pixels
 from .model import Classifier
 
 
@@ -82,7 +82,7 @@ def model_input(model: Classifier, path: Path) -> tuple[torch.Tensor, Prediction
     from .images import load_image
 
     pixels = load_image(path, model.frontend.image_shape)
-    return pixels, Prediction(str(path), model.probabilities(pixels)[0], model.labels)
+    return pixels, classify_pixels(model, pixels, str(path))
 
 
 def explain(model: Classifier, path: Path, target: str | None = None) -> Explanation:

@@ -89,8 +89,12 @@ def classify_file(model: Classifier, path: Path) -> Prediction:
         return classify_chunks(model, stream_audio(path), str(path))
     from .images import load_image
 
-    pixels = load_image(path, model.frontend.image_shape)
-    return Prediction(str(path), model.probabilities(pixels)[0], model.labels)
+    return classify_pixels(model, load_image(path, model.frontend.image_shape), str(path))
+
+
+def classify_pixels(model: Classifier, pixels: torch.Tensor, name: str = "") -> Prediction:
+    """One picture, already at the model's image size."""
+    return Prediction(name, model.probabilities(pixels)[0], model.labels)
 
 
 def check_modality(model: Classifier, path: Path) -> None:

@@ -30,7 +30,7 @@ def available() -> bool:
 class PicoSpeaker:
     """Text → float32 mono samples at 16 kHz, in one of Pico's English voices."""
 
-    _lock = threading.Lock()  # one engine per language, shared; Pico keeps state per engine
+    _lock = threading.Lock()  # setting an engine's pitch and rate, then speaking, is one step
 
     def __init__(self) -> None:
         import ttspico
