@@ -55,32 +55,35 @@ class WaveAugment:
         x = wav.float() / 32768.0 if not wav.is_floating_point() else wav.float()
         n, length = x.shape
         shift = round(SAMPLE_RATE * self.config.shift_ms / 1000)
-        if shift > 0:
-            offsets = torch.randint(-shift, shift + 1, (n, 1), generator=self.generator)
+        offsets = torch.randint(-shift, shift + 1, (n, 1), generator=self.generator) if shift > 0 else None
+        c = self.config
+        if c.speed > 0:
+            x = self._speed(x, offsets)  # the shift rides along in the same resampling
+        elif offsets is not None:
             idx = torch.arange(length).unsqueeze(0) - offsets
             valid = (idx >= 0) & (idx < length)
             x = torch.gather(x, 1, idx.clamp(0, length - 1)) * valid
-        c = self.config
-        if c.speed > 0:
-            x = self._speed(x)
         if c.eq_db > 0 or c.band_limit > 0:
             x = self._equalise(x)
         if c.reverb > 0:
             x = self._reverb(x)
         if self.noise is not None and c.noise_prob > 0:
             starts = torch.randint(0, len(self.noise) - length, (n, 1), generator=self.generator)
-            cuts = self.noise[starts + torch.arange(length).unsqueeze(0)]
+            cuts = self.noise.unfold(0, length, 1)[starts.squeeze(1)]  # rows of a strided view: no index array
             gain = self._uniform(n, 0.0, self.config.noise_volume)
             gain = gain * (torch.rand(n, generator=self.generator) < self.config.noise_prob)
             x = (x + gain.unsqueeze(1) * cuts).clamp(-1.0, 1.0)
         return x
 
-    def _speed(self, x: torch.Tensor) -> torch.Tensor:
-        """Play each clip faster or slower about its centre (linear interpolation, zero outside)."""
+    def _speed(self, x: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
+        """Play each clip faster or slower about its centre, then shift it by `offsets` samples
+        (linear interpolation, zero outside): one gather pair instead of a shift and a resampling."""
         n, length = x.shape
         factor = self._uniform(n, 1 - self.config.speed, 1 + self.config.speed).unsqueeze(1)
         centre = (length - 1) / 2
         pos = centre + (torch.arange(length).unsqueeze(0) - centre) * factor
+        if offsets is not None:
+            pos = pos - offsets
         lo = pos.floor().long()
         frac = pos - lo
         valid = (lo >= 0) & (lo < length - 1)

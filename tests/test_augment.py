@@ -51,6 +51,13 @@ def test_each_wave_transform_does_what_it_says():
     # Speed: the word lasts longer or shorter, by at most ±15%.
     ratio = _extent(WaveAugment(replace(OFF, speed=0.15), None, g)(clean)) / _extent(clean)
     assert ratio.min() < 0.95 and ratio.max() > 1.05 and ratio.min() > 0.8 and ratio.max() < 1.25
+    # Speed and shift in one resampling: the same as shifting first, then resampling.
+    offsets = torch.randint(-1600, 1601, (64, 1), generator=g)
+    idx = torch.arange(16000) - offsets
+    shifted_first = torch.gather(clean, 1, idx.clamp(0, 15999)) * ((idx >= 0) & (idx < 16000))
+    at_once, in_turn = (WaveAugment(replace(OFF, speed=0.15), None, torch.Generator().manual_seed(1))._speed(*args)
+                        for args in ((clean, offsets), (shifted_first,)))
+    assert torch.allclose(at_once, in_turn, atol=1e-3) and not torch.allclose(at_once, clean, atol=1e-2)
     # Band limit on every clip: the 6 kHz hiss is cut (low-pass at 2.5-7 kHz), never louder overall.
     limited = WaveAugment(replace(OFF, band_limit=1.0), None, g)(clean)
     hiss = _band_energy(limited, 5500, 6500) / _band_energy(clean, 5500, 6500)
