@@ -57,6 +57,7 @@ RECIPES = {  # name: (augmentation, frontend settings)
 
 CORPORA = {  # name: how the corpus is spoken (SynthConfig fields)
     "timbre+pico": {"pico": 300},  # the default: drawn timbres, plus SVOX Pico clips (needs kws[pico])
+    "timbre+pico-en": {"pico": 300, "pico_voices": ("en-US", "en-GB")},  # Pico in English only (session 4)
     "timbre": {"pico": 0},  # every espeak-ng speaker with its own drawn vocal tract and voice source
     "shipped": {"timbre": 0.0, "pico": 0},  # espeak-ng's variants as shipped (the default before session 4)
     "slow+prosody": {"rates": (80, 200), "endings": ("", ".", "?", "!"), "timbre": 0.0, "pico": 0},

@@ -120,7 +120,7 @@ def synth(
     seed: int = typer.Option(0, help="Same seed, same corpus."),
     timbre: float = typer.Option(1.0, min=0.0, max=1.5, help="How far each speaker's vocal tract and voice "
                                  "source stray from espeak-ng's own variants (0: as shipped)."),
-    pico: Optional[int] = typer.Option(None, min=0, help="Extra training clips per word in SVOX Pico's two voices "
+    pico: Optional[int] = typer.Option(None, min=0, help="Extra training clips per word in SVOX Pico's voices "
                                        "[default: 300 if the kws[pico] extra is installed, else 0]."),
     data_dir: Optional[Path] = DataDir,
 ) -> None:
@@ -129,8 +129,9 @@ def synth(
     Voices span every English dialect and voice variant espeak-ng ships, at varied rate, pitch and
     placement, and each speaker gets a vocal tract and voice source of its own (formant positions
     and widths, breath, pitch wobble, a Klatt source for some). Validation and test voices never
-    speak in training. Background noise is generated. With the kws[pico] extra, SVOX Pico's two
-    voices (modelled on recordings of people) add training clips.
+    speak in training. Background noise is generated. With the kws[pico] extra, SVOX Pico's voices
+    (modelled on recordings of people: an American, and German, Spanish, French and Italian
+    speakers saying the English words with their own sounds) add training clips.
     """
     from . import pico as pico_tts
     from .datasets import build_synth

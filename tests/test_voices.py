@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws.datasets.synth import SynthConfig, _speakers, build, draw_timbre, speak
+from kws.datasets.synth import SynthConfig, _speakers, build, draw_timbre, speak, trim
 from kws import pico
 from kws.espeak import Speaker, Timbre, Voice, _bundled_data, list_variants, takes_timbre
 
@@ -97,15 +97,15 @@ def _f0(audio: np.ndarray, rate: int = 16000) -> float:
 
 
 @needs_pico
-def test_pico_speaks_both_voices_and_follows_pitch():
+def test_pico_speaks_every_voice_and_follows_pitch():
     speaker = pico.PicoSpeaker()
     for language in pico.LANGUAGES:
-        audio = speaker.say("yes", language)
-        assert audio.dtype == np.float32 and 3000 < len(audio) < 16000 and np.abs(audio).max() > 0.1, language
+        audio = speaker.say(pico.markup("yes", language), language)
+        assert audio.dtype == np.float32 and 2000 < len(trim(audio)) < 16000 and np.abs(audio).max() > 0.1, language
     low, high = _f0(speaker.say("see", pitch=60)), _f0(speaker.say("see", pitch=180))
     assert 2.0 < high / low < 4.0, (low, high)  # asked for 3x
     with pytest.raises(ValueError, match="Pico speaks"):
-        speaker.say("yes", "de-DE")
+        speaker.say("yes", "ja-JP")
     with pytest.raises(ValueError, match="percent"):
         speaker.say("yes", pitch=400)
 
@@ -119,7 +119,7 @@ def test_pico_clips_join_the_training_split_only_and_leave_espeak_clips_alone(tm
     added = sorted(p.relative_to(a).as_posix() for p in a.glob("*/pico*.wav"))
     assert len(added) == 10
     held = set((a / "testing_list.txt").read_text().split() + (a / "validation_list.txt").read_text().split())
-    assert held and not held & set(added)  # Pico's two voices are never held out
+    assert held and not held & set(added)  # Pico's voices are never held out
     assert held == set((b / "testing_list.txt").read_text().split() + (b / "validation_list.txt").read_text().split())
     # Pico draws from its own random stream, so every espeak-ng clip keeps its drawn loudness. (Not
     # its exact samples: espeak-ng carries state from one utterance to the next.)
@@ -131,3 +131,44 @@ def test_pico_clips_join_the_training_split_only_and_leave_espeak_clips_alone(tm
         assert (a / noise).read_bytes() == (b / noise).read_bytes(), name
     audio, rate = sf.read(a / added[0], dtype="float32")
     assert rate == 16000 and len(audio) == 16000 and np.abs(audio).max() > 0.04
+
+
+@needs_pico
+def test_accented_voices_are_given_only_sounds_they_have():
+    """Pico silently drops an X-SAMPA symbol its language lacks ("r" in German, "j" in Italian):
+    the audio is then exactly as long as without it. Every symbol an accent table yields must
+    lengthen "ta", as a control symbol the voice lacks must not."""
+    speaker = pico.PicoSpeaker()
+
+    def length(phonemes: str, language: str) -> int:
+        return len(speaker.say(f'<phoneme alphabet="xsampa" ph="{phonemes}"/>', language))
+
+    for language in pico.ACCENTED:
+        used = {q for word in pico.ENGLISH_PHONEMES for q in pico.accented_phonemes(word, language)}
+        plain = length("ta", language)
+        lacking = [q for q in sorted(used) if length(f"t{q}a", language) == plain]
+        assert not lacking, (language, lacking)
+    assert length("tra", "de-DE") == length("ta", "de-DE")  # the check can fail
+    assert pico.markup("yes", "en-GB") == "yes" and pico.markup("kws", "fr-FR") is None
+    assert pico.accented_phonemes("three", "de-DE") == ["s", "R", "i:"]  # "th" → s, as Germans say it
+
+
+@needs_pico
+def test_pico_voices_take_turns_and_words_without_phonemes_go_to_english(tmp_path, monkeypatch):
+    from kws.datasets.synth import add_pico
+
+    heard: list[tuple[str, str]] = []
+    say = pico.PicoSpeaker.say
+    monkeypatch.setattr(pico.PicoSpeaker, "say", lambda self, text, language="en-US", pitch=100, rate=100:
+                        heard.append((text, language)) or say(self, text, language, pitch, rate))
+    for word in ("yes", "kws"):
+        (tmp_path / word).mkdir()
+    add_pico(tmp_path, SynthConfig(words=("yes", "kws"), pico=8), lambda n: None)
+    languages = [language for _, language in heard]
+    assert languages[:8] == ["en-US"] * 4 + ["de-DE", "es-ES", "fr-FR", "it-IT"]  # en-GB is held out
+    assert heard[4][0].startswith('<phoneme alphabet="xsampa" ph="jEs"/>')  # German has j, E and s
+    assert set(languages[8:]) == {"en-US"} and all(t.startswith("kws") for t, _ in heard[8:])
+    assert len(list(tmp_path.glob("*/pico*.wav"))) == 16
+    heard.clear()  # with no English voice in the list, a word without phonemes takes Pico's own two
+    add_pico(tmp_path, SynthConfig(words=("kws",), pico=4, pico_voices=("de-DE",)), lambda n: None)
+    assert [language for _, language in heard] == ["en-US", "en-GB", "en-US", "en-GB"]

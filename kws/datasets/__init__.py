@@ -74,7 +74,7 @@ def build_synth(root: Path, config, progress: bool = True) -> Path:
         return root
     if not config.pico and not pico.available():
         print('note: SVOX Pico is not installed, so the corpus is espeak-ng voices only; pip install "kws[pico]" '
-              "adds its two human-modelled voices (README: Hearing real people)", file=sys.stderr)
+              "adds voices modelled on real people (README: Hearing real people)", file=sys.stderr)
     with Progress(TextColumn("Synthesising {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), disable=not progress, transient=True) as bar:
         task = bar.add_task(str(root), total=len(config.words) * (config.per_word + config.pico))

@@ -3,14 +3,18 @@
 Every English dialect and voice variant espeak-ng ships, each speaker reshaped with a timbre of its
 own (`draw_timbre`), at varied rate, pitch and intonation, placed anywhere in the second at varied
 loudness. The split is by voice variant: the variants in the validation and test lists never speak
-in training. Where SVOX Pico is installed, its two human-modelled voices add clips to the training
-split only (two voices cannot be held out). Same seed and same installed synthesisers, same corpus.
+in training. Where SVOX Pico is installed, five of its six human-modelled voices add clips to the
+training split only (too few to split; the sixth, en-GB, is kept out of the corpus as a check on
+voices it never heard). Same seed and same installed synthesisers, same voices, words, splits and
+loudness (not the same samples: neither synthesiser is sample-exact from run to run).
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import shutil
+from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -51,6 +55,11 @@ class SynthConfig:
     timbre: float = 1.0
     # Extra training clips per word in SVOX Pico's voices; 0 where `ttspico` is not installed.
     pico: int = field(default_factory=_pico_default)
+    # Pico's voices, taken in turn clip by clip (list one twice to give it twice the clips). Half
+    # American, half accented scored best on voices held out of training; en-GB stays out, as one
+    # of those held-out voices (README, "Hearing real people"). A word with no phoneme string for
+    # the accented voices (`pico.markup`) goes to the next English one.
+    pico_voices: tuple[str, ...] = ("en-US",) * 4 + pico_tts.ACCENTED
 
     def folder_name(self) -> str:
         """The first corpus (no timbre, no Pico) keeps its plain name; any other gets a suffix."""
@@ -60,6 +69,8 @@ class SynthConfig:
             name += "-" + hashlib.sha1(repr(spoken).encode()).hexdigest()[:6]
         if self.pico:
             name += f"-pico{self.pico}"
+            if self.pico_voices != pico_tts.ENGLISH:  # (the first Pico corpora spoke English only)
+                name += "-" + hashlib.sha1(repr(self.pico_voices).encode()).hexdigest()[:6]
         return name
 
 
@@ -81,25 +92,40 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    total = len(config.words) * (config.per_word + config.pico)
-    lists: dict[str, list[str]] = {"val": [], "test": []}
-    done = 0
     for word in config.words:
         (partial / word).mkdir()
-        for sid, voice, split in speakers:
-            # (a single ending draws nothing, so the default corpus stays what it was)
-            ending = config.endings[int(rng.integers(len(config.endings)))] if len(config.endings) > 1 \
-                else config.endings[0]
-            clip = place(speak(speaker, word + ending, jitter(voice, rng)), rng)
-            rel = f"{word}/{sid}_nohash_0.wav"
-            write_wav(partial / rel, clip)
-            if split in lists:
-                lists[split].append(rel)
-            done += 1
+    total = len(config.words) * (config.per_word + config.pico)
+    lists: dict[str, list[str]] = {"val": [], "test": []}
+    # Pico speaks in a second process while espeak-ng speaks in this one, so on two cores the build
+    # takes the longer of the two times, not their sum. Its random stream is its own either way.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pico_job = pool.submit(add_pico, partial, config) if config.pico else None
+
+        def pico_done() -> int:
+            return sum(1 for _ in partial.glob("*/pico*.wav")) if pico_job else 0
+
+        done = spoken = 0
+        for word in config.words:
+            for sid, voice, split in speakers:
+                # (a single ending draws nothing, so the default corpus stays what it was)
+                ending = config.endings[int(rng.integers(len(config.endings)))] if len(config.endings) > 1 \
+                    else config.endings[0]
+                clip = place(speak(speaker, word + ending, jitter(voice, rng)), rng)
+                rel = f"{word}/{sid}_nohash_0.wav"
+                write_wav(partial / rel, clip)
+                if split in lists:
+                    lists[split].append(rel)
+                done += 1
+                if progress and done % 50 == 0:
+                    spoken = pico_done() if done % 1000 == 0 else spoken  # (counting files costs)
+                    progress(done + spoken, total)
+        while pico_job and not wait([pico_job], timeout=0.5).done:
             if progress:
-                progress(done, total)
-    if config.pico:
-        add_pico(partial, config, lambda n: progress(done + n, total) if progress else None)
+                progress(done + pico_done(), total)
+        if pico_job:
+            pico_job.result()  # (re-raises what went wrong over there)
+    if progress:
+        progress(total, total)
     (partial / "validation_list.txt").write_text("".join(p + "\n" for p in lists["val"]))
     (partial / "testing_list.txt").write_text("".join(p + "\n" for p in lists["test"]))
     write_noise(partial / NOISE_DIR, rng, speaker)
@@ -168,26 +194,31 @@ def jitter(voice: Voice, rng: np.random.Generator) -> Voice:
                    pitch=int(np.clip(voice.pitch + rng.integers(-5, 6), 0, 100)))
 
 
-def add_pico(folder: Path, config: SynthConfig, progress: Callable[[int], None]) -> None:
+def add_pico(folder: Path, config: SynthConfig, progress: Callable[[int], None] | None = None) -> None:
     """`config.pico` clips per word in Pico's voices, training split only (never in the lists).
 
-    Its own random stream, so the espeak-ng clips are the same with or without Pico. Each clip draws
-    a voice (en-US or en-GB), a pitch of 60-200% and a speed of 60-160% of the voice's own, and
-    an ending that gives the word a falling, rising or stressed intonation.
+    Its own random stream, so the espeak-ng clips are the same with or without Pico. The voices take
+    turns (`config.pico_voices`); each clip draws a pitch of 60-200% and a speed of 60-160% of the
+    voice's own, and an ending that gives the word a falling, rising or stressed intonation.
     """
     rng = np.random.default_rng([config.seed, 1])
     speaker = pico_tts.PicoSpeaker()
+    english = [v for v in config.pico_voices if v in pico_tts.ENGLISH] or list(pico_tts.ENGLISH)
     done = 0
     for word in config.words:
+        fallback = 0
         for k in range(config.pico):
-            language = pico_tts.LANGUAGES[k % len(pico_tts.LANGUAGES)]
+            language = config.pico_voices[k % len(config.pico_voices)]
+            if pico_tts.markup(word, language) is None:
+                language, fallback = english[fallback % len(english)], fallback + 1
             pitch, rate = int(rng.integers(60, 200)), int(rng.integers(60, 160))
-            text = word + str(rng.choice(["", ".", "?", "!"]))
+            text = pico_tts.markup(word, language) + str(rng.choice(["", ".", "?", "!"]))
             clip = place(trim(speaker.say(text, language, pitch, rate)), rng)
             sid = hashlib.sha1(f"pico/{config.seed}/{word}/{k}".encode()).hexdigest()[:8]
             write_wav(folder / word / f"pico{sid}_nohash_0.wav", clip)
             done += 1
-            progress(done)
+            if progress:
+                progress(done)
 
 
 def speak(speaker: Speaker, text: str, voice: Voice) -> np.ndarray:
