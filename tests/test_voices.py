@@ -163,12 +163,12 @@ def test_pico_voices_take_turns_and_words_without_phonemes_go_to_english(tmp_pat
                         heard.append((text, language)) or say(self, text, language, pitch, rate))
     for word in ("yes", "kws"):
         (tmp_path / word).mkdir()
-    add_pico(tmp_path, SynthConfig(words=("yes", "kws"), pico=8), lambda n: None)
+    add_pico(tmp_path, SynthConfig(words=("yes", "kws"), pico=8))
     languages = [language for _, language in heard]
     assert languages[:8] == ["en-US"] * 4 + ["de-DE", "es-ES", "fr-FR", "it-IT"]  # en-GB is held out
     assert heard[4][0].startswith('<phoneme alphabet="xsampa" ph="jEs"/>')  # German has j, E and s
     assert set(languages[8:]) == {"en-US"} and all(t.startswith("kws") for t, _ in heard[8:])
     assert len(list(tmp_path.glob("*/pico*.wav"))) == 16
     heard.clear()  # with no English voice in the list, a word without phonemes takes Pico's own two
-    add_pico(tmp_path, SynthConfig(words=("kws",), pico=4, pico_voices=("de-DE",)), lambda n: None)
+    add_pico(tmp_path, SynthConfig(words=("kws",), pico=4, pico_voices=("de-DE",)))
     assert [language for _, language in heard] == ["en-US", "en-GB", "en-US", "en-GB"]

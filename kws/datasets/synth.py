@@ -119,10 +119,10 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
                 if progress and done % 50 == 0:
                     spoken = pico_done() if done % 1000 == 0 else spoken  # (counting files costs)
                     progress(done + spoken, total)
-        while pico_job and not wait([pico_job], timeout=0.5).done:
-            if progress:
-                progress(done + pico_done(), total)
         if pico_job:
+            while not wait([pico_job], timeout=0.5).done:
+                if progress:
+                    progress(done + pico_done(), total)
             pico_job.result()  # (re-raises what went wrong over there)
     if progress:
         progress(total, total)
@@ -194,7 +194,7 @@ def jitter(voice: Voice, rng: np.random.Generator) -> Voice:
                    pitch=int(np.clip(voice.pitch + rng.integers(-5, 6), 0, 100)))
 
 
-def add_pico(folder: Path, config: SynthConfig, progress: Callable[[int], None] | None = None) -> None:
+def add_pico(folder: Path, config: SynthConfig) -> None:
     """`config.pico` clips per word in Pico's voices, training split only (never in the lists).
 
     Its own random stream, so the espeak-ng clips are the same with or without Pico. The voices take
@@ -204,21 +204,18 @@ def add_pico(folder: Path, config: SynthConfig, progress: Callable[[int], None] 
     rng = np.random.default_rng([config.seed, 1])
     speaker = pico_tts.PicoSpeaker()
     english = [v for v in config.pico_voices if v in pico_tts.ENGLISH] or list(pico_tts.ENGLISH)
-    done = 0
     for word in config.words:
         fallback = 0
         for k in range(config.pico):
             language = config.pico_voices[k % len(config.pico_voices)]
-            if pico_tts.markup(word, language) is None:
-                language, fallback = english[fallback % len(english)], fallback + 1
+            said = pico_tts.markup(word, language)
+            if said is None:  # no phoneme string: an English voice reads the word itself
+                language, fallback, said = english[fallback % len(english)], fallback + 1, word
             pitch, rate = int(rng.integers(60, 200)), int(rng.integers(60, 160))
-            text = pico_tts.markup(word, language) + str(rng.choice(["", ".", "?", "!"]))
+            text = said + str(rng.choice(["", ".", "?", "!"]))
             clip = place(trim(speaker.say(text, language, pitch, rate)), rng)
             sid = hashlib.sha1(f"pico/{config.seed}/{word}/{k}".encode()).hexdigest()[:8]
             write_wav(folder / word / f"pico{sid}_nohash_0.wav", clip)
-            done += 1
-            if progress:
-                progress(done)
 
 
 def speak(speaker: Speaker, text: str, voice: Voice) -> np.ndarray:
