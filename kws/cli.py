@@ -203,6 +203,10 @@ def train(
         "that must hear people (see the README's real-speech figures) [default: acoustic for --dataset synth, "
         "else basic]."),
     spec_augment: bool = typer.Option(False, "--spec-augment", help="Mask time and frequency stripes."),
+    norm: Optional[str] = typer.Option(
+        None, "--norm", help="How each log-mel image is normalised: utterance (zero mean, unit variance over "
+        "the image), channel-mean (each band's mean removed too, which cancels a microphone's fixed colouring) "
+        "channel (each band's spread too) or none [default: channel-mean for --dataset synth, else utterance]."),
     per_word: Optional[int] = typer.Option(None, help="synth only: clips per word when building the corpus."),
     data_dir: Optional[Path] = DataDir,
 ) -> None:
@@ -215,7 +219,7 @@ def train(
 
     from .augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment
     from .datasets import load_dataset
-    from .features import LogMel, PixelScale
+    from .features import NORMS, LogMel, LogMelConfig, PixelScale
     from .model import LEARNING_RATES, PRESETS, new_classifier
     from .paths import data_dir as resolve
     from .paths import runs_dir
@@ -228,6 +232,8 @@ def train(
         raise UserError("--resume needs --out RUN_DIR, the run to continue")
     if augment_name is not None and augment_name not in AUGMENT_RECIPES:
         raise UserError(f"--augment {augment_name}: choose {' or '.join(AUGMENT_RECIPES)}")
+    if norm is not None and norm not in NORMS:
+        raise UserError(f"--norm {norm}: choose {', '.join(NORMS)}")
     from . import distributed
 
     distributed.setup(device)  # under torchrun: join the other ranks (a no-op otherwise)
@@ -250,7 +256,9 @@ def train(
         augment = WaveAugment(aug, splits.noise, generator)
         spec = SpecAugment(aug, generator)
         features_augment = spec if spec.active else None
-        frontend = LogMel()
+        # channel-mean for the synthetic corpus: on voices held out of it, CMU Flite's went from 74.8% to
+        # 82.5% (mean of three seeds), and the real clips from 70.2% to 75.0% (measured once; README)
+        frontend = LogMel(LogMelConfig(norm=norm or ("channel-mean" if dataset == "synth" else "utterance")))
     else:
         frontend = PixelScale()
     net = new_classifier(frontend, splits.labels, model)
@@ -262,7 +270,8 @@ def train(
               f"  val_loss {row['val_loss']:.3f}  val_acc {row['val_accuracy']:.3f}")
 
     info = {"dataset": dataset, "task": task, "words": words, "model": model, "spec_augment": spec_augment,
-            "augment": recipe if splits.kind == "audio" else None}
+            "augment": recipe if splits.kind == "audio" else None,
+            "norm": frontend.config.norm if splits.kind == "audio" else None}
     finished = False
     try:
         metrics = fit(net, splits, config, run_dir, generator=generator, augment=augment,

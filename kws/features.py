@@ -15,6 +15,9 @@ import torch
 from torch import nn
 
 
+NORMS = ("utterance", "channel-mean", "channel", "none")  # see `LogMelConfig.norm`
+
+
 @dataclass
 class LogMelConfig:
     sample_rate: int = 16000
@@ -28,6 +31,8 @@ class LogMelConfig:
     dynamic_range_db: float = 80.0  # and a floor this far below the clip's peak: gain-invariant
     # "utterance": zero mean, unit variance over the whole image (level-invariant);
     # "channel": per-mel-band mean and variance over time (also cancels a fixed EQ/microphone);
+    # "channel-mean": per-band mean over time, one variance for the whole image (cancels a fixed
+    # EQ without lifting a near-silent band's noise to the loudness of speech);
     # "none": the raw log-mel.
     norm: str = "utterance"
     clip_samples: int = 16000  # one input window: 1 s
@@ -63,7 +68,7 @@ class LogMel(nn.Module):
         spares `classify` importing librosa (and numba) on every start."""
         super().__init__()
         self.config = config = config or LogMelConfig()
-        if config.norm not in ("utterance", "channel", "none"):
+        if config.norm not in NORMS:
             raise ValueError(f"unknown normalisation {config.norm!r}")
         self.register_buffer("window", torch.hann_window(config.win_length), persistent=True)
         basis = _mel_basis(config) if filterbank else torch.zeros(config.n_mels, config.n_fft // 2 + 1)
@@ -98,6 +103,9 @@ class LogMel(nn.Module):
             image = torch.log(torch.maximum(power, floor))
         if self.config.lifter:
             image = torch.matmul(self.smooth, image)
+        if self.config.norm == "channel-mean":  # each band's own mean, the whole image's spread
+            image = image - image.mean(dim=2, keepdim=True)
+            return (image / (image.std(dim=(1, 2), keepdim=True, correction=0) + 1e-5)).unsqueeze(1)
         if self.config.norm == "utterance":
             dims = (1, 2)
         elif self.config.norm == "channel":

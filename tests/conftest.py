@@ -59,10 +59,11 @@ def small_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(small_corpus, tmp_path_factory) -> Path:
-    """A short real training run on three keywords (+ silence and unknown)."""
+    """A short real training run on three keywords (+ silence and unknown), with the frontend
+    `kws train --dataset synth` uses (a folder of its own would get the per-utterance norm)."""
     run = tmp_path_factory.mktemp("runs") / "yes-no-stop"
     r = kws("train", "--dataset", small_corpus, "--words", "yes,no,stop", "--epochs", "30",
-            "--out", run, "--seed", "0")
+            "--out", run, "--seed", "0", "--norm", "channel-mean")
     assert r.returncode == 0, r.stderr
     return run
 

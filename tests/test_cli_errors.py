@@ -63,6 +63,7 @@ def test_no_trained_model_yet(tmp_path, small_corpus):
     (["train", "--dataset", "synth", "--model", "huge"], "chapter4 or wide"),
     (["train", "--dataset", "synth", "--resume"], "--resume needs --out"),
     (["train", "--dataset", "synth", "--augment", "loud"], "choose basic or acoustic"),
+    (["train", "--dataset", "synth", "--norm", "band"], "choose utterance, channel-mean"),
 ])
 def test_bad_training_options(args, words, tmp_path):
     r = kws(*args, "--data-dir", tmp_path)

@@ -51,6 +51,24 @@ def test_frontend_rebuilds_from_its_description():
     assert build_frontend(pixels.describe())(torch.zeros(28, 28, dtype=torch.uint8)).shape == (1, 1, 28, 28)
 
 
+def test_channel_mean_cancels_a_fixed_microphone_colouring(speech_dir, monkeypatch):
+    audio, _ = sf.read(_real_clips(speech_dir)[0], dtype="float32")
+    x = torch.from_numpy(np.pad(audio, (0, 16000 - len(audio))))[None]
+    gains = 10 ** torch.linspace(-1.5, 1.0, 40)  # power: -15 dB in the lowest band to +10 dB in the highest
+    images = {}
+    for norm in ("channel-mean", "utterance"):
+        frontend = LogMel(LogMelConfig(norm=norm, dynamic_range_db=200.0))  # (no floor in reach)
+        plain = frontend(x)
+        power = frontend.mel_power(x)
+        monkeypatch.setattr(frontend, "mel_power", lambda wav, p=power: p * gains[:, None])
+        images[norm] = (plain, frontend(x))
+    plain, coloured = images["channel-mean"]
+    assert torch.allclose(coloured, plain, atol=1e-4)  # the same word through another microphone
+    assert plain.mean(dim=3).abs().max() < 1e-4 and abs(float(plain.std()) - 1) < 1e-3
+    plain, coloured = images["utterance"]
+    assert not torch.allclose(coloured, plain, atol=0.1)  # (the control: a whole-image norm keeps the tilt)
+
+
 def test_lifter_keeps_the_envelope_and_drops_the_ripple():
     x = torch.randn(2, 16000) * 0.1
     full = LogMel(LogMelConfig(norm="none"))(x)
