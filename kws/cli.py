@@ -205,7 +205,7 @@ def train(
     spec_augment: bool = typer.Option(False, "--spec-augment", help="Mask time and frequency stripes."),
     norm: Optional[str] = typer.Option(
         None, "--norm", help="How each log-mel image is normalised: utterance (zero mean, unit variance over "
-        "the image), channel-mean (each band's mean removed too, which cancels a microphone's fixed colouring) "
+        "the image), channel-mean (each band's mean removed too, which cancels a microphone's fixed colouring), "
         "channel (each band's spread too) or none [default: channel-mean for --dataset synth, else utterance]."),
     per_word: Optional[int] = typer.Option(None, help="synth only: clips per word when building the corpus."),
     data_dir: Optional[Path] = DataDir,
