@@ -35,6 +35,7 @@ class LogMelConfig:
     # EQ without lifting a near-silent band's noise to the loudness of speech);
     # "none": the raw log-mel.
     norm: str = "utterance"
+    min_spread: float = 1.0  # channel-mean: the least spread (natural-log units, 4.3 dB) it divides by
     clip_samples: int = 16000  # one input window: 1 s
     # Keep only the first `lifter` cepstral coefficients of each frame (0 = keep all): the image
     # keeps its 40 bands but loses the pitch harmonics' fine ripple, leaving the spectral envelope
@@ -105,7 +106,11 @@ class LogMel(nn.Module):
             image = torch.matmul(self.smooth, image)
         if self.config.norm == "channel-mean":  # each band's own mean, the whole image's spread
             image = image - image.mean(dim=2, keepdim=True)
-            return (image / (image.std(dim=(1, 2), keepdim=True, correction=0) + 1e-5)).unsqueeze(1)
+            # A steady sound (a hum, a muted microphone) leaves almost nothing once the band means
+            # are gone; the floor keeps it a flat image instead of blowing its last decimals up to
+            # the contrast of speech (whose spread here is 3-4.5; steady noise's about 0.6).
+            spread = image.std(dim=(1, 2), keepdim=True, correction=0).clamp_min(self.config.min_spread)
+            return (image / spread).unsqueeze(1)
         if self.config.norm == "utterance":
             dims = (1, 2)
         elif self.config.norm == "channel":

@@ -69,6 +69,17 @@ def test_channel_mean_cancels_a_fixed_microphone_colouring(speech_dir, monkeypat
     assert not torch.allclose(coloured, plain, atol=0.1)  # (the control: a whole-image norm keeps the tilt)
 
 
+def test_channel_mean_leaves_a_steady_sound_flat():
+    """A hum or a muted microphone has nothing left once the band means go: it must not be blown up."""
+    frontend = LogMel(LogMelConfig(norm="channel-mean"))
+    t = torch.arange(16000) / 16000
+    hum = 0.1 * torch.sin(2 * torch.pi * 50 * t)
+    for steady in (hum, torch.zeros(16000)):
+        assert frontend(steady[None]).abs().max() < 0.05  # (without the floor: a spread of 1)
+    noise = torch.randn(1, 16000, generator=torch.Generator().manual_seed(0)) * 0.01
+    assert 0.3 < float(frontend(noise).std()) < 0.9  # steady noise keeps its own small spread
+
+
 def test_lifter_keeps_the_envelope_and_drops_the_ripple():
     x = torch.randn(2, 16000) * 0.1
     full = LogMel(LogMelConfig(norm="none"))(x)
