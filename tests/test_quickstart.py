@@ -5,7 +5,7 @@ cores), which does not fit the test suite's time budget, so it runs only when as
 
     KWS_QUICKSTART=1 python -m pytest tests/test_quickstart.py
 
-It is marked xfail(strict) while the target is not met (measured: 75.0% real, 90.7% synthetic):
+It is marked xfail(strict) while the target is not met (measured: 75.0% real, 90.4% synthetic):
 it then reports XFAIL, and the day it passes it fails loudly so that the marker comes off.
 """
 
