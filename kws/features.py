@@ -104,22 +104,19 @@ class LogMel(nn.Module):
             image = torch.log(torch.maximum(power, floor))
         if self.config.lifter:
             image = torch.matmul(self.smooth, image)
-        if self.config.norm == "channel-mean":  # each band's own mean, the whole image's spread
-            image = image - image.mean(dim=2, keepdim=True)
+        norm = self.config.norm
+        if norm == "none":
+            return image.unsqueeze(1)
+        # utterance: the whole image's mean and spread; channel: each band's own; channel-mean: each
+        # band's mean, the whole image's spread (std with correction=0: finite even for one frame).
+        image = image - image.mean(dim=(1, 2) if norm == "utterance" else 2, keepdim=True)
+        spread = image.std(dim=2 if norm == "channel" else (1, 2), keepdim=True, correction=0)
+        if norm == "channel-mean":
             # A steady sound (a hum, a muted microphone) leaves almost nothing once the band means
             # are gone; the floor keeps it a flat image instead of blowing its last decimals up to
             # the contrast of speech (whose spread here is 3-4.5; steady noise's about 0.6).
-            spread = image.std(dim=(1, 2), keepdim=True, correction=0).clamp_min(self.config.min_spread)
-            return (image / spread).unsqueeze(1)
-        if self.config.norm == "utterance":
-            dims = (1, 2)
-        elif self.config.norm == "channel":
-            dims = (2,)
-        else:
-            return image.unsqueeze(1)
-        mean = image.mean(dim=dims, keepdim=True)
-        std = image.std(dim=dims, keepdim=True, correction=0)  # finite even for a single frame
-        return ((image - mean) / (std + 1e-5)).unsqueeze(1)
+            return (image / spread.clamp_min(self.config.min_spread)).unsqueeze(1)
+        return (image / (spread + 1e-5)).unsqueeze(1)
 
     def pcen(self, power: torch.Tensor) -> torch.Tensor:
         """(batch, bands, frames) mel power → PCEN. The first-order smoother that librosa runs as an
