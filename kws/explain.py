@@ -3,7 +3,8 @@
 Grad-CAM (Selvaraju et al., 2017) weighs each channel of the last convolutional layer by how much
 the chosen class's score grows with it (the spatial mean of the gradient), sums the weighted
 channels and keeps the positive part: a coarse map of where in the input the evidence for that
-class lies. It is stretched back to the input image's size so it can be laid over it.
+class lies. It is stretched back to the input image's size so it can be laid over it. A model of
+several voting nets is drawn through its first; Grad-CAM then explains the class they chose together.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torch.nn import functional as F
 from .audio import SAMPLE_RATE
 from .errors import UserError
 from .infer import Prediction, check_modality, classify_audio, classify_pixels
-from .model import Classifier
+from .model import Classifier, first_member
 
 
 @dataclass
@@ -51,14 +52,15 @@ def grad_cam(model: Classifier, x: torch.Tensor, target: int | None = None) -> t
     model.eval()
     with torch.no_grad():
         image = model.frontend(x)
-        last = feature_maps(model.net, image)[-1]
+        last = feature_maps(first_member(model.net), image)[-1]
+        target = int(model.net(image).argmax(1)[0]) if target is None else target  # (all members' choice)
     return _grad_cam(model, last, image.shape[-2:], target)
 
 
 def _grad_cam(model: Classifier, last: torch.Tensor, size: torch.Size, target: int | None) -> tuple[np.ndarray, int]:
     """Grad-CAM from the last conv layer's maps (the net's features end with that layer's ReLU)."""
     activations = last.detach().requires_grad_(True)
-    logits = model.net.head(activations)
+    logits = first_member(model.net).head(activations)
     target = int(logits.argmax(1)[0]) if target is None else target
     (grads,) = torch.autograd.grad(logits[0, target], activations)
     weights = grads.mean(dim=(2, 3), keepdim=True)
@@ -92,9 +94,9 @@ def explain(model: Classifier, path: Path, target: str | None = None) -> Explana
     model.eval()
     with torch.no_grad():
         image = model.frontend(x)
-        maps = feature_maps(model.net, image)
-    heat, index = _grad_cam(model, maps[-1], image.shape[-2:], None if target is None else model.labels.index(target))
-    first = next(m for m in model.net.features if isinstance(m, nn.Conv2d))
+        maps = feature_maps(first_member(model.net), image)
+    heat, index = _grad_cam(model, maps[-1], image.shape[-2:], model.labels.index(target or pred.top(1)[0][0]))
+    first = next(m for m in first_member(model.net).features if isinstance(m, nn.Conv2d))
     return Explanation(image=image[0, 0].numpy(), filters=first.weight.detach()[:, 0].numpy(),
                        feature_maps=[m[0].numpy() for m in maps], heat=heat, target=model.labels[index],
                        prediction=pred)

@@ -6,7 +6,8 @@ are computed from the input shape, not written down.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import torch
@@ -26,6 +27,7 @@ class NetConfig:
     width: int
     n_classes: int
     preset: str = "chapter4"
+    members: int = 1  # nets of this preset, trained side by side, whose probabilities are averaged
 
 
 class ConvNet(nn.Module):
@@ -70,8 +72,41 @@ class ConvNet(nn.Module):
         # memory order changes: the tensors' logical NCHW shapes, and so checkpoints, are the same.
         self.features.to(memory_format=torch.channels_last)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(image.contiguous(memory_format=torch.channels_last)))
+    def forward(self, image: torch.Tensor, per_member: bool = False) -> torch.Tensor:
+        logits = self.head(self.features(image.contiguous(memory_format=torch.channels_last)))
+        return logits.unsqueeze(0) if per_member else logits  # (one member: see `Ensemble`)
+
+
+class Ensemble(nn.Module):
+    """Several nets of one preset, each initialised on its own and trained on its own loss from the
+    same batches; they vote by averaging their probabilities.
+
+    Why: on voices unlike any it trained on, one chapter-4 net's accuracy swings by several points
+    from seed to seed, and the average of several nets' probabilities scored above the nets alone
+    (README, "Voting nets"). Side by side in one run, they share the frontend and the augmentation.
+    """
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.members = nn.ModuleList(ConvNet(replace(config, members=1)) for _ in range(config.members))
+
+    def forward(self, image: torch.Tensor, per_member: bool = False) -> torch.Tensor:
+        """Log of the members' mean probabilities (softmax of it is that mean), or, with
+        `per_member`, each member's own logits, (members, batch, classes), for training."""
+        logits = torch.stack([member(image) for member in self.members])
+        if per_member:
+            return logits
+        return torch.logsumexp(torch.log_softmax(logits, dim=-1), dim=0) - math.log(len(self.members))
+
+
+def build_net(config: NetConfig) -> nn.Module:
+    return ConvNet(config) if config.members == 1 else Ensemble(config)
+
+
+def first_member(net: nn.Module) -> ConvNet:
+    """The net whose layers `explain` draws: the only one, or an ensemble's first."""
+    return net.members[0] if isinstance(net, Ensemble) else net
 
 
 class Classifier(nn.Module):
@@ -92,12 +127,12 @@ class Classifier(nn.Module):
         """Samples in one input window (audio models)."""
         return self.frontend.config.clip_samples
 
-    def forward(self, x: torch.Tensor,
-                augment_features: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, augment_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                per_member: bool = False) -> torch.Tensor:
         image = self.frontend(x)
         if augment_features is not None:
             image = augment_features(image)
-        return self.net(image)
+        return self.net(image, per_member=per_member)
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,9 +145,9 @@ class Classifier(nn.Module):
 
 def build_classifier(frontend: dict, net: dict, labels: list[str], weights_follow: bool = False) -> Classifier:
     """The model a `describe()` recipe names; `weights_follow` when a state_dict will be loaded next."""
-    return Classifier(build_frontend(frontend, weights_follow), ConvNet(NetConfig(**net)), labels)
+    return Classifier(build_frontend(frontend, weights_follow), build_net(NetConfig(**net)), labels)
 
 
-def new_classifier(frontend: nn.Module, labels: list[str], preset: str = "chapter4") -> Classifier:
+def new_classifier(frontend: nn.Module, labels: list[str], preset: str = "chapter4", members: int = 1) -> Classifier:
     height, width = frontend.image_shape
-    return Classifier(frontend, ConvNet(NetConfig(height, width, len(labels), preset)), labels)
+    return Classifier(frontend, build_net(NetConfig(height, width, len(labels), preset, members)), labels)

@@ -121,14 +121,16 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                         if augment is not None:
                             x = augment(x)
                         x, y = x.to(device), y.to(device)
-                        logits = trainer(x, augment_features=augment_features)
-                        loss = loss_fn(logits, y)
+                        # (members, batch, classes): each member of an ensemble learns from its own
+                        # loss, as if trained alone; a single net is an ensemble of one.
+                        logits = trainer(x, augment_features=augment_features, per_member=True)
+                        loss = loss_fn(logits.flatten(0, 1), y.repeat(len(logits)))
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                         optimizer.step()
                         sums = state["sums"]
                         sums[0] += loss.item() * len(y)
-                        sums[1] += int((logits.argmax(1) == y).sum())
+                        sums[1] += int((logits.softmax(-1).mean(0).argmax(1) == y).sum())
                         sums[2] += len(y)
                     schedule.step()
                     state["step"] += 1

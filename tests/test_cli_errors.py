@@ -80,6 +80,8 @@ def test_unknown_word_and_task(small_corpus, tmp_path):
 def test_bad_usage_is_exit_2():
     assert kws("classify").returncode == 2
     assert kws("no-such-command").returncode == 2
+    r = kws("train", "--dataset", "synth", "--members", "0")
+    assert r.returncode == 2 and "--members" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_help_teaches():
