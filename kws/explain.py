@@ -57,11 +57,10 @@ def grad_cam(model: Classifier, x: torch.Tensor, target: int | None = None) -> t
     return _grad_cam(model, last, image.shape[-2:], target)
 
 
-def _grad_cam(model: Classifier, last: torch.Tensor, size: torch.Size, target: int | None) -> tuple[np.ndarray, int]:
+def _grad_cam(model: Classifier, last: torch.Tensor, size: torch.Size, target: int) -> tuple[np.ndarray, int]:
     """Grad-CAM from the last conv layer's maps (the net's features end with that layer's ReLU)."""
     activations = last.detach().requires_grad_(True)
     logits = first_member(model.net).head(activations)
-    target = int(logits.argmax(1)[0]) if target is None else target
     (grads,) = torch.autograd.grad(logits[0, target], activations)
     weights = grads.mean(dim=(2, 3), keepdim=True)
     cam = F.relu((weights * activations).sum(1, keepdim=True)).detach()
