@@ -211,6 +211,10 @@ def train(
         None, "--norm", help="How each log-mel image is normalised: utterance (zero mean, unit variance over "
         "the image), channel-mean (each band's mean removed too, which cancels a microphone's fixed colouring), "
         "channel (each band's spread too) or none [default: channel-mean for --dataset synth, else utterance]."),
+    unknown_weight: float = typer.Option(
+        1.0, "--unknown-weight", min=0.0, help="The _unknown_ class's weight in the training loss: below 1, "
+        "fewer keywords said by voices unlike the training ones are called unknown (measured in the README; "
+        "not the default)."),
     per_word: Optional[int] = typer.Option(None, help="synth only: clips per word when building the corpus."),
     data_dir: Optional[Path] = DataDir,
 ) -> None:
@@ -223,6 +227,7 @@ def train(
 
     from .augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment
     from .datasets import load_dataset
+    from .datasets.speech_commands import UNKNOWN
     from .features import NORMS, LogMel, LogMelConfig, PixelScale
     from .model import LEARNING_RATES, PRESETS, new_classifier
     from .paths import data_dir as resolve
@@ -248,6 +253,9 @@ def train(
                           progress=main)
     if main:
         distributed.barrier()
+    if unknown_weight != 1.0 and UNKNOWN not in splits.labels:  # (every rank stops here alike)
+        raise UserError(f"--unknown-weight: {splits.name} has no {UNKNOWN} class")
+    if main:
         _info(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
     epochs = epochs or {"mnist": 10, "digits": 15}.get(dataset, 20)  # synth: 20 fit the 5-minute quick start
     run_dir = distributed.broadcast(out or runs_dir() / f"{Path(dataset).name}-{model}-{datetime.now():%Y%m%d-%H%M%S}")
@@ -267,7 +275,8 @@ def train(
         frontend = PixelScale()
     net = new_classifier(frontend, splits.labels, model, members)
     lr = lr if lr is not None else LEARNING_RATES[model]
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                         class_weights={UNKNOWN: unknown_weight} if unknown_weight != 1.0 else {})
 
     def show(row: dict) -> None:
         _info(f"epoch {row['epoch']:>3}/{epochs}  loss {row['train_loss']:.3f}  acc {row['train_accuracy']:.3f}"

@@ -11,7 +11,7 @@ import json
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +37,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     seed: int = 0
     device: str = "auto"
+    # A label's weight in the training loss (1 for labels not named): a catch-all class such as
+    # `_unknown_` can be made less eager without changing what the splits hold.
+    class_weights: dict[str, float] = field(default_factory=dict)
 
 
 class Interrupted(Exception):
@@ -76,7 +79,8 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(  # cosine decay, a pure function of the step
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    loss_fn = nn.CrossEntropyLoss(weight=_class_weights(config.class_weights, splits.labels, device),
+                                  label_smoothing=config.label_smoothing)
     state = {"epoch": 0, "step": 0, "history": [], "best_val": -1.0, "train_seconds": 0.0,
              "epoch_rng": generator.get_state(), "sums": [0.0, 0, 0]}
     if resume:
@@ -141,7 +145,7 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                         save_last()
                         raise Interrupted(run_dir, stop["signal"] or signal.SIGTERM)
                 bar.remove_task(task)
-                val = _score(model, splits.val, loss_fn, device)
+                val = _score(model, splits.val, device)  # (unweighted: the plain cross-entropy)
                 sums = distributed.sum_across(state["sums"])  # the whole batch's figures, not one rank's
                 row = {"epoch": state["epoch"] + 1, "train_loss": sums[0] / sums[2], "train_accuracy": sums[1] / sums[2],
                        "val_loss": val[0], "val_accuracy": val[1], "lr": schedule.get_last_lr()[0]}
@@ -181,9 +185,15 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
     return metrics
 
 
+def _class_weights(weights: dict[str, float], labels: list[str], device: torch.device) -> torch.Tensor | None:
+    unknown = sorted(set(weights) - set(labels))
+    if unknown:
+        raise UserError(f"class weight for {', '.join(unknown)}: not a label of this dataset ({', '.join(labels[:6])}…)")
+    return torch.tensor([float(weights.get(label, 1.0)) for label in labels], device=device) if weights else None
+
+
 @torch.no_grad()
-def _score(model: Classifier, split: tuple[torch.Tensor, torch.Tensor], loss_fn: nn.Module,
-           device: torch.device) -> tuple[float, float]:
+def _score(model: Classifier, split: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> tuple[float, float]:
     x, y = split
     if len(y) == 0:
         return float("nan"), 0.0

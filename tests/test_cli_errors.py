@@ -82,6 +82,8 @@ def test_bad_usage_is_exit_2():
     assert kws("no-such-command").returncode == 2
     r = kws("train", "--dataset", "synth", "--members", "0")
     assert r.returncode == 2 and "--members" in r.stderr and "Traceback" not in r.stderr
+    r = kws("train", "--dataset", "digits", "--unknown-weight", "0.5")
+    assert r.returncode == 2 and "has no _unknown_ class" in _one_line(r)
 
 
 def test_help_teaches():

@@ -3,10 +3,16 @@
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
 from kws.checkpoint import load_model
+from kws.datasets.images import load_digits
+from kws.errors import UserError
+from kws.features import PixelScale
+from kws.model import new_classifier
+from kws.train import TrainConfig, fit
 
 from .conftest import kws, signal_after_first_epoch
 
@@ -19,6 +25,29 @@ def test_training_beats_chance_widely(trained_run):
     assert metrics["test_accuracy"] >= 0.85  # chance is 0.2
     for name in ("model.pt", "last.pt", "curves.png", "confusion.png"):
         assert (trained_run / name).stat().st_size > 0
+
+
+def test_a_class_weight_scales_that_class_in_the_training_loss(tmp_path):
+    """Weight 0 for one digit: its examples teach nothing, so the net stops saying it; weight 1 for
+    all is the plain loss. (`kws train --unknown-weight` is the same mechanism for `_unknown_`.)"""
+    splits = load_digits(seed=0)
+    x, y = splits.test
+    three = y == splits.labels.index("3")
+    recall = {}
+    for name, weights in (("plain", {}), ("no threes", {"3": 0.0})):
+        torch.manual_seed(0)
+        model = new_classifier(PixelScale(), splits.labels)
+        fit(model, splits, TrainConfig(epochs=3, class_weights=weights), tmp_path / name,
+            generator=torch.Generator().manual_seed(0), progress=False)
+        model.eval()
+        with torch.no_grad():
+            said = model(x).argmax(1)
+        recall[name] = float((said[three] == y[three]).float().mean())
+        assert float((said[~three] == y[~three]).float().mean()) > 0.8, name  # the other digits are learned
+    assert recall["plain"] > 0.8 and recall["no threes"] < 0.1, recall
+    with pytest.raises(UserError, match="_unknown_"):
+        fit(new_classifier(PixelScale(), splits.labels), splits, TrainConfig(epochs=1, class_weights={"_unknown_": 0.5}),
+            tmp_path / "bad", generator=torch.Generator(), progress=False)
 
 
 def test_checkpoint_is_plain_data_and_self_contained(trained_run):
