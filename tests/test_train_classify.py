@@ -56,6 +56,7 @@ def test_checkpoint_is_plain_data_and_self_contained(trained_run):
     assert data["frontend"]["type"] == "logmel" and "mel_basis" in "".join(data["state_dict"])
     assert data["train_args"]["dataset"].endswith("synth")
     assert data["frontend"]["config"]["norm"] == data["train_args"]["norm"] == "channel-mean"
+    assert data["train_args"]["members"] == 2 and data["net"]["members"] == 2
     model, _ = load_model(trained_run / "model.pt")
     assert model(torch.zeros(1, 16000)).shape == (1, 5)
 
