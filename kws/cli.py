@@ -259,7 +259,7 @@ def train(
         raise UserError(f"--unknown-weight: {splits.name} has no {UNKNOWN} class")
     if main:
         _info(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
-    # synth: two voting nets for 14 epochs, in about the time one net took for 20 (159 s and 212 s
+    # synth: two voting nets for 14 epochs, in about the time one net took for 20 (159–212 s
     # against 166 s on two cores); on voices held out of the corpus, five seeds, CMU Flite's 81.2%
     # became 83.6% (README)
     members = members or (2 if dataset == "synth" else 1)
