@@ -71,11 +71,14 @@ def read(path: Path) -> dict:
 def load_model(path: Path) -> tuple[Classifier, dict]:
     data = read(path)
     try:
-        model = build_classifier(data["frontend"], data["net"], data["labels"], weights_follow=True)
-    except (KeyError, TypeError, ValueError) as e:
+        model = build_classifier(data["frontend"], data["net"], data["labels"], weights_follow=True,
+                                 classes=data.get("classes"))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"{path}: the checkpoint's model description is invalid ({e})") from None
-    if len(data["labels"]) != data["net"].get("n_classes"):
-        raise UserError(f"{path}: {len(data['labels'])} labels but the network has {data['net'].get('n_classes')} outputs")
+    outputs = model.classes or model.labels
+    if len(outputs) != data["net"].get("n_classes"):
+        what = "classes" if model.classes else "labels"
+        raise UserError(f"{path}: {len(outputs)} {what} but the network has {data['net'].get('n_classes')} outputs")
     try:
         model.load_state_dict(data["state_dict"])
     except RuntimeError as e:

@@ -53,15 +53,16 @@ def grad_cam(model: Classifier, x: torch.Tensor, target: int | None = None) -> t
     with torch.no_grad():
         image = model.frontend(x)
         last = feature_maps(first_member(model.net), image)[-1]
-        target = int(model.net(image).argmax(1)[0]) if target is None else target  # (all members' choice)
+        scores = model.to_labels(model.net(image))  # (all members' choice)
+        target = int(scores.argmax(1)[0]) if target is None else target
     return _grad_cam(model, last, image.shape[-2:], target)
 
 
 def _grad_cam(model: Classifier, last: torch.Tensor, size: torch.Size, target: int) -> tuple[np.ndarray, int]:
     """Grad-CAM from the last conv layer's maps (the net's features end with that layer's ReLU)."""
     activations = last.detach().requires_grad_(True)
-    logits = first_member(model.net).head(activations)
-    (grads,) = torch.autograd.grad(logits[0, target], activations)
+    scores = model.to_labels(first_member(model.net).head(activations))  # (per label, as the model answers)
+    (grads,) = torch.autograd.grad(scores[0, target], activations)
     weights = grads.mean(dim=(2, 3), keepdim=True)
     cam = F.relu((weights * activations).sum(1, keepdim=True)).detach()
     cam = F.interpolate(cam, size=size, mode="bilinear", align_corners=False)[0, 0]

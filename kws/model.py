@@ -110,13 +110,42 @@ def first_member(net: nn.Module) -> ConvNet:
 
 
 class Classifier(nn.Module):
-    """Raw input (waveform or pixels) → frontend → convnet → logits, plus what it takes to load it."""
+    """Raw input (waveform or pixels) → frontend → convnet → logits, plus what it takes to load it.
 
-    def __init__(self, frontend: nn.Module, net: ConvNet, labels: list[str]) -> None:
+    With `classes` (finer than `labels`, each a label or "label/part", as `Splits.classes`), the net
+    has an output per class and the classifier answers per label with the log of its classes'
+    summed probability; training (`per_member=True`) still sees the classes' logits.
+    """
+
+    def __init__(self, frontend: nn.Module, net: ConvNet, labels: list[str], classes: list[str] | None = None) -> None:
         super().__init__()
         self.frontend = frontend
         self.net = net
         self.labels = list(labels)
+        self.classes = list(classes) if classes else None
+        if self.classes:
+            stray = [c for c in self.classes if c.split("/")[0] not in self.labels]
+            if stray:
+                raise ValueError(f"classes {', '.join(stray[:3])} belong to no label")
+            label_of = torch.tensor([self.labels.index(c.split("/")[0]) for c in self.classes])
+        else:
+            label_of = torch.arange(len(self.labels))
+        # (classes, labels), 1 where a class belongs to a label: class probabilities @ pool = labels'
+        # (derived from the names, so not stored in checkpoints)
+        self.register_buffer("pool", nn.functional.one_hot(label_of, len(self.labels)).float(), persistent=False)
+
+    @property
+    def label_of(self) -> torch.Tensor:
+        """The label index of each of the net's outputs."""
+        return self.pool.argmax(1)
+
+    def to_labels(self, scores: torch.Tensor) -> torch.Tensor:
+        """The net's output as scores per label: unchanged where each label is one class, else the
+        log of each label's summed class probabilities (softmax of either gives the labels' probabilities)."""
+        if self.classes is None:
+            return scores
+        summed = torch.softmax(scores, dim=-1) @ self.pool
+        return torch.log(summed.clamp_min(torch.finfo(summed.dtype).tiny))
 
     @property
     def kind(self) -> str:
@@ -132,7 +161,8 @@ class Classifier(nn.Module):
         image = self.frontend(x)
         if augment_features is not None:
             image = augment_features(image)
-        return self.net(image, per_member=per_member)
+        scores = self.net(image, per_member=per_member)
+        return scores if per_member else self.to_labels(scores)
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,14 +170,18 @@ class Classifier(nn.Module):
 
     def describe(self) -> dict:
         """The plain-data recipe from which `build_classifier` rebuilds this model."""
-        return {"frontend": self.frontend.describe(), "net": asdict(self.net.config), "labels": self.labels}
+        return {"frontend": self.frontend.describe(), "net": asdict(self.net.config), "labels": self.labels,
+                **({"classes": self.classes} if self.classes else {})}
 
 
-def build_classifier(frontend: dict, net: dict, labels: list[str], weights_follow: bool = False) -> Classifier:
+def build_classifier(frontend: dict, net: dict, labels: list[str], weights_follow: bool = False,
+                     classes: list[str] | None = None) -> Classifier:
     """The model a `describe()` recipe names; `weights_follow` when a state_dict will be loaded next."""
-    return Classifier(build_frontend(frontend, weights_follow), build_net(NetConfig(**net)), labels)
+    return Classifier(build_frontend(frontend, weights_follow), build_net(NetConfig(**net)), labels, classes)
 
 
-def new_classifier(frontend: nn.Module, labels: list[str], preset: str = "chapter4", members: int = 1) -> Classifier:
+def new_classifier(frontend: nn.Module, labels: list[str], preset: str = "chapter4", members: int = 1,
+                   classes: list[str] | None = None) -> Classifier:
     height, width = frontend.image_shape
-    return Classifier(frontend, build_net(NetConfig(height, width, len(labels), preset, members)), labels)
+    net = build_net(NetConfig(height, width, len(classes or labels), preset, members))
+    return Classifier(frontend, net, labels, classes)

@@ -79,7 +79,12 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(  # cosine decay, a pure function of the step
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
-    loss_fn = nn.CrossEntropyLoss(weight=_class_weights(config.class_weights, splits.labels, device),
+    # The training targets index the net's outputs: `splits.classes` where the dataset has finer ones.
+    if (splits.classes or splits.labels) != (model.classes or model.labels):
+        raise ValueError("the model's outputs are not the training targets' classes")
+    label_of = model.label_of.to(device)
+    weights = _class_weights(config.class_weights, splits.labels, device)
+    loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights[label_of],
                                   label_smoothing=config.label_smoothing)
     state = {"epoch": 0, "step": 0, "history": [], "best_val": -1.0, "train_seconds": 0.0,
              "epoch_rng": generator.get_state(), "sums": [0.0, 0, 0]}
@@ -134,7 +139,8 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                         optimizer.step()
                         sums = state["sums"]
                         sums[0] += loss.item() * len(y)
-                        sums[1] += int((logits.softmax(-1).mean(0).argmax(1) == y).sum())
+                        votes = logits.softmax(-1).mean(0) @ model.pool  # (batch, labels)
+                        sums[1] += int((votes.argmax(1) == label_of[y]).sum())
                         sums[2] += len(y)
                     schedule.step()
                     state["step"] += 1

@@ -22,15 +22,22 @@ class Splits:
     # Long background-noise recordings (float32, 16 kHz, concatenated) for augmentation.
     noise: torch.Tensor | None = None
     info: dict = field(default_factory=dict)
+    # Finer targets for the training split, when the dataset has them: each class is a label or
+    # "label/part" (`_unknown_/bed`), and the training targets index these; validation and test
+    # targets always index `labels`, since a model is judged by what it answers. None: the labels.
+    classes: list[str] | None = None
 
     def summary(self) -> str:
         sizes = ", ".join(f"{n} {len(getattr(self, n)[1]):,}" for n in ("train", "val", "test"))
-        return f"{self.name}: {len(self.labels)} classes, {sizes}"
+        finer = f" ({len(self.classes)} in training)" if self.classes else ""
+        return f"{self.name}: {len(self.labels)} classes{finer}, {sizes}"
 
 
 def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str] | None = None,
-                 seed: int = 0, per_word: int | None = None, progress: bool = True) -> Splits:
-    """Resolve `--dataset`: a known name (downloaded or generated on first use) or a folder."""
+                 seed: int = 0, per_word: int | None = None, unknown_words: bool = False,
+                 progress: bool = True) -> Splits:
+    """Resolve `--dataset`: a known name (downloaded or generated on first use) or a folder.
+    `unknown_words`: `_unknown_` training clips keep their own word as a class (`Splits.classes`)."""
     from ..errors import KwsError, UserError
 
     if name == "speech-commands":
@@ -43,13 +50,13 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
                 raise
             raise KwsError(f"{e}. Without network, train offline on the synthetic corpus: "
                            "kws train --dataset synth") from None
-        return speech_commands.load(root, task, words, seed, name="speech-commands")
+        return speech_commands.load(root, task, words, seed, name="speech-commands", unknown_words=unknown_words)
     if name == "synth":
         from . import speech_commands, synth
 
         config = synth.SynthConfig(**({"per_word": per_word} if per_word else {}))
         root = build_synth(synth.default_root(data_dir, config), config, progress)
-        return speech_commands.load(root, task, words, seed, name="synth")
+        return speech_commands.load(root, task, words, seed, name="synth", unknown_words=unknown_words)
     if name in ("mnist", "digits"):
         from . import images
 
@@ -58,7 +65,7 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
     if path.is_dir():
         from . import speech_commands
 
-        return speech_commands.load(path, task, words, seed)
+        return speech_commands.load(path, task, words, seed, unknown_words=unknown_words)
     raise UserError(f"--dataset {name}: not speech-commands, synth, mnist, digits, nor a folder")
 
 

@@ -87,11 +87,15 @@ def split_lists(root: Path) -> dict[str, list[str]]:
 
 
 def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int = 0,
-         silence_percent: float = 10.0, unknown_percent: float = 10.0, name: str | None = None) -> Splits:
+         silence_percent: float = 10.0, unknown_percent: float = 10.0, name: str | None = None,
+         unknown_words: bool = False) -> Splits:
     """Decode a corpus in the Speech Commands layout into int16 tensors, one row per 1-s clip.
 
     For the 12-class task, `_unknown_` clips are drawn from the other words and `_silence_` clips are
     cut from the background noise, each about `*_percent` of a split (TensorFlow's recipe).
+    `unknown_words` gives each other word a training class of its own, `_unknown_/bed` and so on
+    (`Splits.classes`; the same clips are drawn): the net then learns words, not one catch-all that
+    a keyword in a new voice falls into (README, "Hearing real people").
     """
     root = Path(root)
     if not root.is_dir():
@@ -99,28 +103,34 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
     keywords, extra = task_words(root, task, words)
     labels = ([SILENCE, UNKNOWN] if extra else []) + keywords
     index = {w: i for i, w in enumerate(labels)}
+    classes = None
+    if extra and unknown_words:
+        classes = [SILENCE, *(f"{UNKNOWN}/{w}" for w in word_folders(root) if w not in index), *keywords]
     rng = random.Random(seed)
     noise = load_noise(root)
     splits = {}
     for split, paths in split_lists(root).items():
-        known = [(p, index[p.split("/")[0]]) for p in paths if p.split("/")[0] in index]
+        fine = classes is not None and split == "train"
+        target = {c: i for i, c in enumerate(classes if fine else labels)}
+        known = [(p, target[p.split("/")[0]]) for p in paths if p.split("/")[0] in index]
         chosen = list(known)
         if extra:
             others = [p for p in paths if p.split("/")[0] not in index]
             rng.shuffle(others)
             n_unknown = min(len(others), int(np.ceil(len(known) * unknown_percent / 100)))
-            chosen += [(p, index[UNKNOWN]) for p in others[:n_unknown]]
+            chosen += [(p, target[f"{UNKNOWN}/{p.split('/')[0]}" if fine else UNKNOWN]) for p in others[:n_unknown]]
         audio = cached_clips([root / p for p, _ in chosen], SAMPLE_RATE, root, decode_clips)
         y = [label for _, label in chosen]
         if extra:
             n_silence = int(np.ceil(len(known) * silence_percent / 100))
             audio = np.concatenate([audio, silence_clips(noise, n_silence, rng)])
-            y += [index[SILENCE]] * n_silence
+            y += [target[SILENCE]] * n_silence
         splits[split] = (torch.from_numpy(audio), torch.tensor(y, dtype=torch.long))
     if len(splits["train"][1]) == 0:
         raise UserError(f"{root}: no training clips for {', '.join(keywords)}")
     return Splits(name or root.name, "audio", labels, splits["train"], splits["val"], splits["test"],
-                  noise=torch.from_numpy(noise) if len(noise) else None, info={"root": str(root), "task": task})
+                  noise=torch.from_numpy(noise) if len(noise) else None, info={"root": str(root), "task": task},
+                  classes=classes)
 
 
 def decode_clips(paths: list[Path], length: int = SAMPLE_RATE) -> np.ndarray:
