@@ -127,6 +127,9 @@ class Classifier(nn.Module):
             stray = [c for c in self.classes if c.split("/")[0] not in self.labels]
             if stray:
                 raise ValueError(f"classes {', '.join(stray[:3])} belong to no label")
+            orphans = sorted(set(self.labels) - {c.split("/")[0] for c in self.classes})
+            if orphans:
+                raise ValueError(f"label {', '.join(orphans)} has no class")
             label_of = torch.tensor([self.labels.index(c.split("/")[0]) for c in self.classes])
         else:
             label_of = torch.arange(len(self.labels))

@@ -59,12 +59,12 @@ def small_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(small_corpus, tmp_path_factory) -> Path:
-    """A short real training run on three keywords (+ silence and unknown), with the frontend and
-    the two voting nets `kws train --dataset synth` uses (a folder of its own would get the
-    per-utterance norm and one net), so every command below is tested on a quick start model."""
+    """A short real training run on three keywords (+ silence and unknown), with the frontend, the
+    two voting nets and the _unknown_ words as classes that `kws train --dataset synth` uses (a folder
+    of its own gets none of them by default), so every command below is tested on a quick start model."""
     run = tmp_path_factory.mktemp("runs") / "yes-no-stop"
     r = kws("train", "--dataset", small_corpus, "--words", "yes,no,stop", "--epochs", "30",
-            "--out", run, "--seed", "0", "--norm", "channel-mean", "--members", "2")
+            "--out", run, "--seed", "0", "--norm", "channel-mean", "--members", "2", "--unknown-words")
     assert r.returncode == 0, r.stderr
     return run
 

@@ -82,8 +82,9 @@ def test_bad_usage_is_exit_2():
     assert kws("no-such-command").returncode == 2
     r = kws("train", "--dataset", "synth", "--members", "0")
     assert r.returncode == 2 and "--members" in r.stderr and "Traceback" not in r.stderr
-    r = kws("train", "--dataset", "digits", "--unknown-weight", "0.5")
-    assert r.returncode == 2 and "has no _unknown_ class" in _one_line(r)
+    for option in (["--unknown-weight", "0.5"], ["--unknown-words"]):
+        r = kws("train", "--dataset", "digits", *option)
+        assert r.returncode == 2 and f"{option[0]}: digits has no _unknown_ class" in _one_line(r)
 
 
 def test_help_teaches():

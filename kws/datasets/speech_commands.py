@@ -94,8 +94,8 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
     For the 12-class task, `_unknown_` clips are drawn from the other words and `_silence_` clips are
     cut from the background noise, each about `*_percent` of a split (TensorFlow's recipe).
     `unknown_words` gives each other word a training class of its own, `_unknown_/bed` and so on
-    (`Splits.classes`; the same clips are drawn): the net then learns words, not one catch-all that
-    a keyword in a new voice falls into (README, "Hearing real people").
+    (`Splits.classes`; the same clips are drawn), so the net learns each word rather than one broad
+    catch-all class (README, "Each unknown word a class").
     """
     root = Path(root)
     if not root.is_dir():

@@ -1,0 +1,89 @@
+"""`_unknown_` words as training classes of their own (`--unknown-words`), answered as `_unknown_`."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from kws.checkpoint import load_model, save_model
+from kws.datasets import speech_commands
+from kws.features import LogMel, LogMelConfig
+from kws.model import Classifier, new_classifier
+from kws.train import TrainConfig, fit
+
+KEYWORDS = ["yes", "no"]
+OTHERS = ["bed", "cat", "dog"]
+
+
+def _corpus(root):
+    """Six clips per word, each a tone whose pitch names its word, one per word in validation.
+    Returns the word of each clip's second sample (which differs from tone to tone)."""
+    words = KEYWORDS + OTHERS
+    tones = {}
+    for i, word in enumerate(words):
+        (root / word).mkdir(parents=True)
+        tone = np.round(8000 * np.sin(2 * np.pi * 300 * (i + 1) * np.arange(16000) / 16000)).astype(np.int16)
+        tones[int(tone[1])] = word
+        for k in range(6):
+            sf.write(root / word / f"{k:04d}_nohash_0.wav", tone, 16000, subtype="PCM_16")
+    (root / "validation_list.txt").write_text("".join(f"{w}/0000_nohash_0.wav\n" for w in words))
+    (root / "testing_list.txt").write_text("")
+    assert len(tones) == len(words)
+    return tones
+
+
+def test_unknown_clips_keep_their_word_in_training_only(tmp_path):
+    word_of_level = _corpus(tmp_path)
+    plain = speech_commands.load(tmp_path, words=KEYWORDS, unknown_percent=100)
+    fine = speech_commands.load(tmp_path, words=KEYWORDS, unknown_percent=100, unknown_words=True)
+    assert plain.classes is None and fine.labels == plain.labels == ["_silence_", "_unknown_", "yes", "no"]
+    assert fine.classes == ["_silence_", "_unknown_/bed", "_unknown_/cat", "_unknown_/dog", "yes", "no"]
+    assert torch.equal(fine.train[0], plain.train[0])  # the same clips are drawn
+    second = fine.train[0][:, 1].tolist()
+    for row, (target, label) in enumerate(zip(fine.train[1].tolist(), plain.train[1].tolist())):
+        name = fine.classes[target]
+        assert name.split("/")[0] == plain.labels[label]
+        if name != "_silence_":  # (silence is cut from the corpus's noise; this one has none)
+            word = word_of_level[second[row]]
+            assert name == (f"_unknown_/{word}" if word in OTHERS else word), (row, name, word)
+    assert {fine.classes[t].split("/")[0] for t in fine.train[1].tolist()} == set(fine.labels)
+    assert torch.equal(fine.val[1], plain.val[1])  # judged by labels: validation indexes `labels`
+    assert "4 classes (6 in training)" in fine.summary()
+
+
+def test_the_model_answers_each_label_with_its_classes_summed_probability(tmp_path):
+    labels = ["_silence_", "_unknown_", "yes"]
+    classes = ["_silence_", "_unknown_/bed", "_unknown_/cat", "yes"]
+    torch.manual_seed(0)
+    model = new_classifier(LogMel(LogMelConfig(norm="channel-mean")), labels, members=2, classes=classes).eval()
+    x = torch.randn(4, 16000) * 0.1
+    with torch.no_grad():
+        per_class = model(x, per_member=True)  # what training sees: each member's class logits
+        votes = per_class.softmax(-1).mean(0)
+        answer = model.probabilities(x)
+    assert per_class.shape == (2, 4, 4) and answer.shape == (4, 3)
+    expected = torch.stack([votes[:, 0], votes[:, 1] + votes[:, 2], votes[:, 3]], 1)
+    assert torch.allclose(answer, expected, atol=1e-6)
+    save_model(model, tmp_path / "model.pt")
+    again, data = load_model(tmp_path / "model.pt")
+    assert data["classes"] == classes and again.classes == classes and again.labels == labels
+    with torch.no_grad():
+        assert torch.allclose(again.probabilities(x), answer, atol=1e-6)
+    with pytest.raises(ValueError, match="belong to no label"):
+        Classifier(model.frontend, model.net, labels, ["_silence_", "maybe/bed", "_unknown_/cat", "yes"])
+    with pytest.raises(ValueError, match="label yes has no class"):
+        Classifier(model.frontend, model.net, labels, ["_silence_", "_unknown_/bed", "_unknown_/cat", "_unknown_/dog"])
+
+
+def test_the_trainer_learns_the_classes_and_reports_labels(tmp_path):
+    _corpus(tmp_path / "corpus")
+    splits = speech_commands.load(tmp_path / "corpus", words=KEYWORDS, unknown_percent=100, unknown_words=True)
+    torch.manual_seed(0)
+    model = new_classifier(LogMel(), splits.labels, classes=splits.classes)
+    metrics = fit(model, splits, TrainConfig(epochs=25, batch_size=8, lr=3e-3), tmp_path / "run",
+                  generator=torch.Generator().manual_seed(0), progress=False)
+    assert metrics["history"][-1]["train_accuracy"] == 1.0  # tones: easily told apart
+    assert metrics["val_accuracy"] == 1.0  # the validation targets are labels, and so are the answers
+    with pytest.raises(ValueError, match="training targets"):
+        fit(new_classifier(LogMel(), splits.labels), splits, TrainConfig(epochs=1), tmp_path / "bad",
+            generator=torch.Generator(), progress=False)
