@@ -61,7 +61,7 @@ def grad_cam(model: Classifier, x: torch.Tensor, target: int | None = None) -> t
 def _grad_cam(model: Classifier, last: torch.Tensor, size: torch.Size, target: int) -> tuple[np.ndarray, int]:
     """Grad-CAM from the last conv layer's maps (the net's features end with that layer's ReLU)."""
     activations = last.detach().requires_grad_(True)
-    scores = model.to_labels(first_member(model.net).head(activations))  # (per label, as the model answers)
+    scores = model.to_labels(first_member(model.net).head(activations))  # (per label: a keyword's own logit)
     (grads,) = torch.autograd.grad(scores[0, target], activations)
     weights = grads.mean(dim=(2, 3), keepdim=True)
     cam = F.relu((weights * activations).sum(1, keepdim=True)).detach()

@@ -113,8 +113,8 @@ class Classifier(nn.Module):
     """Raw input (waveform or pixels) → frontend → convnet → logits, plus what it takes to load it.
 
     With `classes` (finer than `labels`, each a label or "label/part", as `Splits.classes`), the net
-    has an output per class and the classifier answers per label with the log of its classes'
-    summed probability; training (`per_member=True`) still sees the classes' logits.
+    has an output per class and the classifier answers per label, the label's probability being its
+    classes' summed (`to_labels`); training (`per_member=True`) still sees the classes' logits.
     """
 
     def __init__(self, frontend: nn.Module, net: ConvNet, labels: list[str], classes: list[str] | None = None) -> None:
@@ -143,12 +143,14 @@ class Classifier(nn.Module):
         return self.pool.argmax(1)
 
     def to_labels(self, scores: torch.Tensor) -> torch.Tensor:
-        """The net's output as scores per label: unchanged where each label is one class, else the
-        log of each label's summed class probabilities (softmax of either gives the labels' probabilities)."""
+        """The net's output as logits per label: unchanged where each label is one class, else each
+        label's log-sum-exp of its classes' logits, so that the softmax over labels is the classes'
+        probabilities summed, and a label of one class keeps that class's logit (Grad-CAM's score)."""
         if self.classes is None:
             return scores
-        summed = torch.softmax(scores, dim=-1) @ self.pool
-        return torch.log(summed.clamp_min(torch.finfo(summed.dtype).tiny))
+        top = scores.amax(dim=-1, keepdim=True).detach()  # (subtracted and added back: exp cannot overflow)
+        summed = torch.exp(scores - top) @ self.pool
+        return torch.log(summed.clamp_min(torch.finfo(summed.dtype).tiny)) + top
 
     @property
     def kind(self) -> str:

@@ -76,27 +76,29 @@ def _quiet_second(word: np.ndarray, start: int) -> torch.Tensor:
     return torch.from_numpy(x)[None]
 
 
-@pytest.mark.parametrize("half", ["first", "second"])
-def test_grad_cam_finds_the_word_in_time(small_corpus, trained_run, half):
-    """A word placed in one half of the second: on average, most of the heat lies in that half.
+def test_grad_cam_follows_the_word_in_time(small_corpus, trained_run):
+    """The same word placed in the first, then in the second half of a quiet second: the heat's
+    share in the first half must fall when the word moves out of it.
 
-    On average over twelve clips, not at every clip: the fixture's corpus is not sample-exact from
-    run to run, and a short "no" sometimes puts most of its heat on the quiet half (0.28 once).
-    Heat spread evenly would score 0.5, heat on the wrong half about 0.2; the runs I measured
-    averaged 0.76 to 0.88."""
+    Averaged over twelve clips, and as a difference of the two placements, so that a model's own
+    leaning to one side cancels. Heat that ignores time scores 0. The fixture models I measured
+    scored 0.70 trained with one `_unknown_` class (the word's half held 0.84-0.87 of the heat) and
+    0.32-0.36 with unknown words as classes, whose heat spreads more (its half held 0.65-0.70);
+    single clips of a short "no" move little either way, so no clip is checked alone."""
     model, _ = load_model(trained_run / "model.pt")
-    shares = []
+    shifts = []
     for word in ("yes", "no", "stop"):
         for path in _held_out(small_corpus, word, 4):
             clip, _ = sf.read(path, dtype="float32")
             loud = np.flatnonzero(np.abs(clip) > 0.05 * np.abs(clip).max())
             spoken = clip[loud[0]:loud[-1] + 1][:7600]
             spoken = 0.3 * spoken / np.abs(spoken).max()
-            start = 8400 if half == "second" else 7600 - len(spoken)
-            heat, _ = grad_cam(model, _quiet_second(spoken, start), model.labels.index(word))
-            later = heat[:, heat.shape[1] // 2:].sum() / heat.sum()
-            shares.append(float(later if half == "second" else 1 - later))
-    assert np.mean(shares) > 0.65, (half, np.round(shares, 2))
+            first_half = []
+            for start in (7600 - len(spoken), 8400):  # ending just before the middle; starting just after
+                heat, _ = grad_cam(model, _quiet_second(spoken, start), model.labels.index(word))
+                first_half.append(float(heat[:, :heat.shape[1] // 2].sum() / heat.sum()))
+            shifts.append(first_half[0] - first_half[1])
+    assert np.mean(shifts) > 0.2, np.round(shifts, 2)
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
