@@ -8,6 +8,8 @@ device that refuses) is turned into one clear line.
 from __future__ import annotations
 
 import queue
+import signal
+import threading
 import time
 from typing import Callable
 
@@ -80,23 +82,33 @@ def stream_microphone(device: int | str | None, on_audio: Callable[[np.ndarray],
     except Exception as e:
         raise UserError(f"cannot open the input device ({str(e).splitlines()[0]}); inputs: {_device_list()}") from None
     seen = 0
-    with stream:
+    # Ctrl-C sets a flag that the loop checks, instead of raising KeyboardInterrupt wherever the main
+    # thread happens to be, and the stream is aborted rather than stopped: interrupted the old way,
+    # a listener on a loaded machine once never exited while its device went on delivering audio
+    # (the exact cause was not pinned down).
+    stop = threading.Event()
+    handled = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set()) if handled else None
+    try:
+        stream.start()
         start = time.monotonic()
-        try:
-            while duration is None or seen < duration * SAMPLE_RATE:
-                try:
-                    chunk = chunks.get(timeout=2.0)
-                except queue.Empty:
-                    if time.monotonic() - start > 5 and seen == 0:
-                        raise UserError("the input device delivers no audio") from None
-                    continue
-                if resampler is not None:
-                    chunk = resampler.resample_chunk(chunk)
-                if duration is not None:
-                    chunk = chunk[: int(duration * SAMPLE_RATE) - seen]
-                seen += len(chunk)
-                if not on_audio(chunk):
-                    break
-        except KeyboardInterrupt:
-            pass
+        while not stop.is_set() and (duration is None or seen < duration * SAMPLE_RATE):
+            try:
+                chunk = chunks.get(timeout=0.25)
+            except queue.Empty:
+                if time.monotonic() - start > 5 and seen == 0:
+                    raise UserError("the input device delivers no audio") from None
+                continue
+            if resampler is not None:
+                chunk = resampler.resample_chunk(chunk)
+            if duration is not None:
+                chunk = chunk[: int(duration * SAMPLE_RATE) - seen]
+            seen += len(chunk)
+            if not on_audio(chunk):
+                break
+    finally:
+        stream.abort()  # drop what is still buffered rather than wait for it (stop can wait on the device)
+        stream.close()
+        if handled:
+            signal.signal(signal.SIGINT, previous)
     return seen / SAMPLE_RATE

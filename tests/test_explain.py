@@ -82,9 +82,9 @@ def test_grad_cam_follows_the_word_in_time(small_corpus, trained_run):
 
     Averaged over twelve clips, and as a difference of the two placements, so that a model's own
     leaning to one side cancels. Heat that ignores time scores 0. The fixture models I measured
-    scored 0.70 trained with one `_unknown_` class (the word's half held 0.84-0.87 of the heat) and
-    0.32-0.36 with unknown words as classes, whose heat spreads more (its half held 0.65-0.70);
-    single clips of a short "no" move little either way, so no clip is checked alone."""
+    scored 0.70 (the word's half held 0.84-0.87 of the heat); single clips of a short "no" move
+    little either way, so no clip is checked alone. (Fixture models trained with unknown words as
+    classes scored 0.10-0.36 in four builds: their heat spreads more, see conftest.)"""
     model, _ = load_model(trained_run / "model.pt")
     shifts = []
     for word in ("yes", "no", "stop"):

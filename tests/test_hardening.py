@@ -205,8 +205,6 @@ def test_a_checkpoint_that_would_run_code_is_refused(trained_run, tmp_path, yes_
     ("version", "checkpoint format 99 from kws 9.9"),
     ("shapes", "the weights do not fit the model"),
     ("labels", "labels but the network has"),
-    ("classes", "classes but the network has"),
-    ("orphan label", "label banana has no class"),
     ("truncated", "not a kws checkpoint"),
     ("not-kws", "not a kws checkpoint"),
 ])
@@ -219,12 +217,7 @@ def test_a_checkpoint_that_does_not_fit_says_what_is_wrong(trained_run, tmp_path
     elif damage == "shapes":
         key = next(k for k in data["state_dict"] if k.endswith("weight") and "net" in k)
         data["state_dict"][key] = torch.zeros(3, 3)
-    elif damage == "labels":  # (an older checkpoint: one class per label)
-        data["labels"] = data["labels"] + ["banana"]
-        del data["classes"]
-    elif damage == "classes":
-        data["classes"] = data["classes"] + ["_unknown_/banana"]
-    elif damage == "orphan label":
+    elif damage == "labels":
         data["labels"] = data["labels"] + ["banana"]
     elif damage == "not-kws":
         data = {"weights": torch.zeros(3)}

@@ -1,5 +1,8 @@
 """`_unknown_` words as training classes of their own (`--unknown-words`), answered as `_unknown_`."""
 
+import json
+import re
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -10,6 +13,8 @@ from kws.datasets import speech_commands
 from kws.features import LogMel, LogMelConfig
 from kws.model import Classifier, new_classifier
 from kws.train import TrainConfig, fit
+
+from .conftest import kws
 
 KEYWORDS = ["yes", "no"]
 OTHERS = ["bed", "cat", "dog"]
@@ -87,3 +92,36 @@ def test_the_trainer_learns_the_classes_and_reports_labels(tmp_path):
     with pytest.raises(ValueError, match="training targets"):
         fit(new_classifier(LogMel(), splits.labels), splits, TrainConfig(epochs=1), tmp_path / "bad",
             generator=torch.Generator(), progress=False)
+
+
+def test_commands_answer_labels_and_refuse_a_damaged_class_list(tmp_path):
+    """`classify` and the ONNX export of a model with classes answer with labels; a checkpoint whose
+    classes do not fit its network or its labels is one line."""
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    labels = ["_silence_", "_unknown_", "yes", "no"]
+    classes = ["_silence_", "_unknown_/bed", "_unknown_/cat", "yes", "no"]
+    model = new_classifier(LogMel(LogMelConfig(norm="channel-mean")), labels, members=2, classes=classes)
+    save_model(model, tmp_path / "model.pt", epoch=1, val_accuracy=0.0, dataset="synth", train_args={})
+    (tmp_path / "clips").mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        sf.write(tmp_path / "clips" / f"{k}.wav", (0.1 * rng.standard_normal(16000)).astype("float32"), 16000)
+    r = kws("export", "--format", "onnx", "--model", tmp_path / "model.pt", "-o", tmp_path / "m.onnx",
+            "--check", tmp_path / "clips")
+    assert r.returncode == 0, r.stderr
+    assert float(re.search(r"from PyTorch on 3 clips.*: (\S+)", r.stdout).group(1)) < 1e-4
+    clips = sorted((tmp_path / "clips").glob("*.wav"))
+    for source in (tmp_path / "model.pt", tmp_path / "m.onnx"):
+        r = kws("classify", "--model", source, "--json", *clips)
+        assert r.returncode == 0, r.stderr
+        answers = json.loads(r.stdout)
+        assert len(answers) == 3 and all(a["label"] in labels for a in answers), answers
+        assert "_unknown_/" not in r.stdout  # (no class name leaks out, in the runners-up either)
+    data = torch.load(tmp_path / "model.pt", weights_only=True)
+    for damage, message in ((["_unknown_/dog"], "6 classes but the network has 5 outputs"),
+                            (None, "label banana has no class")):
+        broken = {**data, "classes": classes + damage} if damage else {**data, "labels": labels + ["banana"]}
+        torch.save(broken, tmp_path / "broken.pt")
+        r = kws("classify", "--model", tmp_path / "broken.pt", clips[0])
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
