@@ -123,24 +123,19 @@ class Classifier(nn.Module):
         self.net = net
         self.labels = list(labels)
         self.classes = list(classes) if classes else None
-        if self.classes:
-            stray = [c for c in self.classes if c.split("/")[0] not in self.labels]
-            if stray:
-                raise ValueError(f"classes {', '.join(stray[:3])} belong to no label")
-            orphans = sorted(set(self.labels) - {c.split("/")[0] for c in self.classes})
-            if orphans:
-                raise ValueError(f"label {', '.join(orphans)} has no class")
-            label_of = torch.tensor([self.labels.index(c.split("/")[0]) for c in self.classes])
-        else:
-            label_of = torch.arange(len(self.labels))
-        # (classes, labels), 1 where a class belongs to a label: class probabilities @ pool = labels'
-        # (derived from the names, so not stored in checkpoints)
+        owners = [c.split("/")[0] for c in self.classes] if self.classes else self.labels
+        stray = [c for c, owner in zip(self.classes or [], owners) if owner not in self.labels]
+        if stray:
+            raise ValueError(f"classes {', '.join(stray[:3])} belong to no label")
+        orphans = sorted(set(self.labels) - set(owners))
+        if orphans:
+            raise ValueError(f"label {', '.join(orphans)} has no class")
+        # Derived from the names, so not stored in checkpoints: the label index of each of the net's
+        # outputs, and (outputs, labels) with 1 where an output belongs to a label, so that class
+        # probabilities @ pool = the labels' probabilities.
+        label_of = torch.tensor([self.labels.index(owner) for owner in owners], dtype=torch.long)
+        self.register_buffer("label_of", label_of, persistent=False)
         self.register_buffer("pool", nn.functional.one_hot(label_of, len(self.labels)).float(), persistent=False)
-
-    @property
-    def label_of(self) -> torch.Tensor:
-        """The label index of each of the net's outputs."""
-        return self.pool.argmax(1)
 
     def to_labels(self, scores: torch.Tensor) -> torch.Tensor:
         """The net's output as logits per label: unchanged where each label is one class, else each

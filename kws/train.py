@@ -82,7 +82,7 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
     # The training targets index the net's outputs: `splits.classes` where the dataset has finer ones.
     if (splits.classes or splits.labels) != (model.classes or model.labels):
         raise ValueError("the model's outputs are not the training targets' classes")
-    label_of = model.label_of.to(device)
+    label_of = model.label_of  # (on `device` with the model)
     weights = _class_weights(config.class_weights, splits.labels, device)
     loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights[label_of],
                                   label_smoothing=config.label_smoothing)
