@@ -74,7 +74,7 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
     model.to(device)
     trainer = distributed.wrap(model, device)  # DistributedDataParallel under torchrun, else the model
     x_train, y_train = splits.train
-    steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
+    steps_per_epoch = math.ceil(splits.epoch_size() / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(  # cosine decay, a pure function of the step
@@ -116,7 +116,7 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                 else:  # resuming mid-epoch: rebuild the same permutation, then carry on
                     rng_now = generator.get_state()
                     generator.set_state(state["epoch_rng"])
-                order = torch.randperm(len(y_train), generator=generator)
+                order = splits.epoch_order(generator)  # (the dataset's: some rows may take turns)
                 if rng_now is not None:
                     generator.set_state(rng_now)
                 task = bar.add_task("train", total=steps_per_epoch, completed=state["step"],

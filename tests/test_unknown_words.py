@@ -125,3 +125,42 @@ def test_commands_answer_labels_and_refuse_a_damaged_class_list(tmp_path):
         torch.save(broken, tmp_path / "broken.pt")
         r = kws("classify", "--model", tmp_path / "broken.pt", clips[0])
         assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_each_epoch_draws_its_unknown_clips_anew_from_every_other_word(tmp_path):
+    """`--unknown-each-epoch`: the training split keeps every other-word clip, each epoch shows
+    the fixed draw's number of them, drawn anew, and every keyword clip once; validation and test
+    are the fixed draw's."""
+    word_of_level = _corpus(tmp_path / "corpus")
+    fixed = speech_commands.load(tmp_path / "corpus", words=KEYWORDS, unknown_percent=30, unknown_words=True)
+    each = speech_commands.load(tmp_path / "corpus", words=KEYWORDS, unknown_percent=30, unknown_words=True,
+                                unknown_each_epoch=True)
+    assert fixed.draw is None and each.draw is not None
+    for split in ("val", "test"):
+        assert all(torch.equal(a, b) for a, b in zip(getattr(fixed, split), getattr(each, split)))
+    pool = each.draw.rows
+    assert len(pool) == 3 * 5 and each.draw.per_epoch == 3  # 5 training clips of each other word; 30% of 10
+    assert {word_of_level[v] for v in each.train[0][pool, 1].tolist()} == set(OTHERS)
+    assert each.epoch_size() == len(fixed.train[1]) and "train 14 an epoch (of 26)" in each.summary()
+    generator, seen = torch.Generator().manual_seed(0), set()
+    for _ in range(40):
+        order = each.epoch_order(generator)
+        assert len(order) == each.epoch_size() == len(set(order.tolist()))
+        drawn = set(order.tolist()) & set(pool.tolist())
+        assert len(drawn) == 3 and set(order.tolist()) - drawn == set(range(len(each.train[1]))) - set(pool.tolist())
+        seen |= drawn
+    assert seen == set(pool.tolist())  # over a run the net hears every other-word clip
+
+    calls = []
+
+    def spy(g):
+        calls.append(each.__class__.epoch_order(each, g))
+        return calls[-1]
+
+    each.epoch_order = spy  # the trainer takes each epoch's rows from the dataset
+    torch.manual_seed(0)
+    model = new_classifier(LogMel(), each.labels, classes=each.classes)
+    metrics = fit(model, each, TrainConfig(epochs=3, batch_size=8, lr=3e-3), tmp_path / "run",
+                  generator=torch.Generator().manual_seed(0), progress=False)
+    assert len(calls) == 3 and len(metrics["history"]) == 3
+    assert metrics["samples"]["train"] == 26

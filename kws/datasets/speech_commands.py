@@ -18,7 +18,7 @@ import torch
 from ..audio import SAMPLE_RATE, fit_length, to_mono_rate
 from ..download import Remote, extract_tar, fetch, is_complete
 from ..errors import UserError
-from . import Splits
+from . import EpochDraw, Splits
 from .cache import cached_clips
 
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
@@ -88,14 +88,16 @@ def split_lists(root: Path) -> dict[str, list[str]]:
 
 def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int = 0,
          silence_percent: float = 10.0, unknown_percent: float = 10.0, name: str | None = None,
-         unknown_words: bool = False) -> Splits:
+         unknown_words: bool = False, unknown_each_epoch: bool = False) -> Splits:
     """Decode a corpus in the Speech Commands layout into int16 tensors, one row per 1-s clip.
 
     For the 12-class task, `_unknown_` clips are drawn from the other words and `_silence_` clips are
     cut from the background noise, each about `*_percent` of a split (TensorFlow's recipe).
     `unknown_words` gives each other word a training class of its own, `_unknown_/bed` and so on
     (`Splits.classes`; the same clips are drawn), so the net learns each word rather than one broad
-    catch-all class (README, "Each unknown word a class").
+    catch-all class (README, "Each unknown word a class"). `unknown_each_epoch` keeps every other
+    word's training clip and has each epoch draw its `_unknown_` share anew (`Splits.draw`); the
+    validation and test draws stay as they are.
     """
     root = Path(root)
     if not root.is_dir():
@@ -108,7 +110,7 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
         classes = [SILENCE, *(f"{UNKNOWN}/{w}" for w in word_folders(root) if w not in index), *keywords]
     rng = random.Random(seed)
     noise = load_noise(root)
-    splits = {}
+    splits, draw = {}, None
     for split, paths in split_lists(root).items():
         fine = classes is not None and split == "train"
         target = {c: i for i, c in enumerate(classes if fine else labels)}
@@ -118,7 +120,11 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
             others = [p for p in paths if p.split("/")[0] not in index]
             rng.shuffle(others)
             n_unknown = min(len(others), int(np.ceil(len(known) * unknown_percent / 100)))
-            chosen += [(p, target[f"{UNKNOWN}/{p.split('/')[0]}" if fine else UNKNOWN]) for p in others[:n_unknown]]
+            pooled = unknown_each_epoch and split == "train"
+            if pooled:
+                draw = EpochDraw(torch.arange(len(chosen), len(chosen) + len(others)), n_unknown)
+            chosen += [(p, target[f"{UNKNOWN}/{p.split('/')[0]}" if fine else UNKNOWN])
+                       for p in (others if pooled else others[:n_unknown])]
         audio = cached_clips([root / p for p, _ in chosen], SAMPLE_RATE, root, decode_clips)
         y = [label for _, label in chosen]
         if extra:
@@ -130,7 +136,7 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
         raise UserError(f"{root}: no training clips for {', '.join(keywords)}")
     return Splits(name or root.name, "audio", labels, splits["train"], splits["val"], splits["test"],
                   noise=torch.from_numpy(noise) if len(noise) else None, info={"root": str(root), "task": task},
-                  classes=classes)
+                  classes=classes, draw=draw)
 
 
 def decode_clips(paths: list[Path], length: int = SAMPLE_RATE) -> np.ndarray:
