@@ -29,6 +29,7 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 0x02
 _espeakCHARS_AUTO = 0
 _espeakRATE, _espeakVOLUME, _espeakPITCH, _espeakRANGE = 1, 2, 3, 4
 _espeakINITIALIZE_DONT_EXIT = 0x8000
+_espeakPHONEMES_IPA = 0x02
 
 #: The English dialects espeak-ng ships (en-Shaw is a spelling, not an accent).
 ENGLISH_DIALECTS = (
@@ -143,6 +144,21 @@ class Speaker:
             return np.zeros(0, np.float32)
         return (np.concatenate(chunks).astype(np.float32) / 32768.0)
 
+    def phonemes(self, text: str, dialect: str = "en-us") -> str:
+        """The IPA espeak-ng reads `text` as, clause by clause: what neural voices trained on its
+        phonemes (Piper's) take as input. Punctuation is dropped."""
+        lib = Speaker._lib
+        with Speaker._lock:
+            if lib.espeak_SetVoiceByName(dialect.encode()) != 0:
+                raise EspeakError(f"espeak-ng has no voice {dialect!r}")
+            cursor, clauses = ctypes.c_char_p(text.encode()), []
+            while cursor.value:
+                clause = lib.espeak_TextToPhonemes(ctypes.byref(cursor), _espeakCHARS_AUTO, _espeakPHONEMES_IPA)
+                if clause is None:
+                    break
+                clauses.append(clause.decode())
+        return " ".join(c for c in clauses if c)
+
 
 def list_variants() -> list[str]:
     """Names of the voice variants (`+f3`, `+klatt2`, …) bundled with the library."""
@@ -225,6 +241,8 @@ def _load() -> ctypes.CDLL:
     lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
     lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
     lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+    lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
     lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                  ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
     return lib

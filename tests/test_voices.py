@@ -172,3 +172,13 @@ def test_pico_voices_take_turns_and_words_without_phonemes_go_to_english(tmp_pat
     heard.clear()  # with no English voice in the list, a word without phonemes takes Pico's own two
     add_pico(tmp_path, SynthConfig(words=("kws",), pico=4, pico_voices=("de-DE",)))
     assert [language for _, language in heard] == ["en-US", "en-GB", "en-US", "en-GB"]
+
+
+def test_espeak_reads_words_as_ipa_in_the_dialect_asked():
+    """`Speaker.phonemes`, what a Piper voice reads (benchmarks/piper_voice.py): IPA with stress marks,
+    punctuation dropped, each dialect its own vowels; speaking afterwards is unaffected."""
+    speaker = Speaker()
+    assert speaker.phonemes("yes") == speaker.phonemes("yes!") == "jˈɛs"
+    assert speaker.phonemes("sheila, marvin").split() == [speaker.phonemes("sheila"), speaker.phonemes("marvin")]
+    assert speaker.phonemes("go") != speaker.phonemes("go", "en-gb-scotland")
+    assert len(speak(speaker, "yes", Voice())) > 1600
