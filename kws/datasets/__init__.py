@@ -72,6 +72,7 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
     `unknown_each_epoch`: every epoch draws its `_unknown_` clips anew (`Splits.draw`)."""
     from ..errors import KwsError, UserError
 
+    unknown = {"unknown_words": unknown_words, "unknown_each_epoch": unknown_each_epoch}
     if name == "speech-commands":
         from . import speech_commands
 
@@ -82,15 +83,13 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
                 raise
             raise KwsError(f"{e}. Without network, train offline on the synthetic corpus: "
                            "kws train --dataset synth") from None
-        return speech_commands.load(root, task, words, seed, name="speech-commands", unknown_words=unknown_words,
-                                    unknown_each_epoch=unknown_each_epoch)
+        return speech_commands.load(root, task, words, seed, name="speech-commands", **unknown)
     if name == "synth":
         from . import speech_commands, synth
 
         config = synth.SynthConfig(**({"per_word": per_word} if per_word else {}))
         root = build_synth(synth.default_root(data_dir, config), config, progress)
-        return speech_commands.load(root, task, words, seed, name="synth", unknown_words=unknown_words,
-                                    unknown_each_epoch=unknown_each_epoch)
+        return speech_commands.load(root, task, words, seed, name="synth", **unknown)
     if name in ("mnist", "digits"):
         from . import images
 
@@ -99,8 +98,7 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
     if path.is_dir():
         from . import speech_commands
 
-        return speech_commands.load(path, task, words, seed, unknown_words=unknown_words,
-                                    unknown_each_epoch=unknown_each_epoch)
+        return speech_commands.load(path, task, words, seed, **unknown)
     raise UserError(f"--dataset {name}: not speech-commands, synth, mnist, digits, nor a folder")
 
 
