@@ -35,17 +35,18 @@ RECIPE = "real-digits"  # the recipe this script registers in the `kws train` it
 
 
 def train(dataset: str, seed: int, overrides: dict[str, float], extra: list[str], out: Path) -> None:
-    """`kws train` in this process, with the acoustic recipe as changed by `overrides`."""
-    from kws.cli import app
+    """`kws train` in this process (the CLI's own entry point, so a user error is one line and an
+    exit), with the acoustic recipe as changed by `overrides`."""
+    from kws.cli import main
 
     AUGMENT_RECIPES[RECIPE] = {**AUGMENT_RECIPES["acoustic"], **overrides}
-    args = ["train", "--dataset", dataset, "--words", ",".join(DIGITS), "--augment", RECIPE,
-            "--norm", "channel-mean", "--unknown-words", "--members", "2", "--epochs", "14",
-            "--seed", str(seed), "--out", str(out), *extra]
+    sys.argv = ["kws", "train", "--dataset", dataset, "--words", ",".join(DIGITS), "--augment", RECIPE,
+                "--norm", "channel-mean", "--unknown-words", "--members", "2", "--epochs", "14",
+                "--seed", str(seed), "--out", str(out), *extra]
     try:
-        app(args, prog_name="kws", standalone_mode=False)
+        main()
     except SystemExit as e:
-        if e.code:
+        if e.code:  # (Click exits with 0 after a command that succeeded)
             raise
 
 
