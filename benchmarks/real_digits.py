@@ -10,8 +10,8 @@ digits (zero … nine), people the corpus never heard. So each candidate change 
 start would run it (`kws train --dataset DS` with its synth defaults: the acoustic recipe, two
 voting nets, 14 epochs, unknown words as classes) with the digits as the keywords instead
 (`--words zero,…,nine`; yes, no, up … go then stand among the other words), and scored on the real
-digit clips (`kws evaluate --dataset ../shared/data/speech`, which scores the words the model
-knows). `--set FIELD=VALUE` changes one field of the acoustic recipe (`kws.augment.AugmentConfig`);
+digit clips (what `kws evaluate --dataset ../shared/data/speech` does: it scores the words the
+model knows). `--set FIELD=VALUE` changes one field of the acoustic recipe (`kws.augment.AugmentConfig`);
 arguments after `--` go to `kws train` as they are. Rows are appended to benchmarks/real_digits.json.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import fields
@@ -29,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kws.augment import AUGMENT_RECIPES, AugmentConfig  # noqa: E402
+from kws.checkpoint import load_model  # noqa: E402
+from kws.evaluate import evaluate_on  # noqa: E402
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 RECIPE = "real-digits"  # the recipe this script registers in the `kws train` it runs
@@ -80,10 +81,8 @@ def main() -> None:
     start = time.perf_counter()
     train(args.dataset, args.seed, overrides, extra, out)
     seconds = time.perf_counter() - start
-    report = subprocess.run([sys.executable, "-m", "kws", "evaluate", "--model", str(out / "model.pt"),
-                             "--dataset", str(args.real), "--json", "-o", str(out / "real-digits.png")],
-                            capture_output=True, text=True, check=True, cwd=ROOT)
-    real = json.loads(report.stdout)
+    model, meta = load_model(out / "model.pt")
+    real = evaluate_on(model, meta, str(args.real), ROOT / "data")  # (a plain folder: the words it knows)
     metrics = json.loads((out / "metrics.json").read_text())
     row = {"dataset": Path(args.dataset).name, "seed": args.seed, "set": overrides, "train_args": extra,
            "synth_test": round(metrics["test_accuracy"], 4), "real_digits": round(real["accuracy"], 4),
