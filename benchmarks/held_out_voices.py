@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from kws import pico  # noqa: E402
-from kws.audio import SAMPLE_RATE, write_wav  # noqa: E402
+from kws.audio import write_wav  # noqa: E402
 from kws.datasets.speech_commands import KEYWORDS  # noqa: E402
 from kws.datasets.synth import place, trim  # noqa: E402
 
@@ -110,18 +110,15 @@ def build_pico_en_gb(out: Path, per_word: int = 40, seed: int = 123) -> int:
 
 
 def build_piper_joe(out: Path, per_word: int = 60, seed: int = 11) -> int:
-    import soxr
-    from piper_voice import PiperSpeaker
+    from piper_voice import PiperSpeaker, varied_clip
 
     speaker, rng = PiperSpeaker(), np.random.default_rng(seed)
     for word in KEYWORDS:
         (out / word).mkdir(parents=True)
-        for k in range(per_word):
-            length, noise, noise_w = rng.uniform(0.9, 1.6), rng.uniform(0.3, 0.9), rng.uniform(0.4, 1.0)
-            shift = float(np.exp(rng.uniform(np.log(0.95), np.log(1.15))))  # a little higher or lower
-            audio = speaker.say(word + str(rng.choice(["", ".", "?", "!"])), length, noise, noise_w)
-            audio = soxr.resample(audio, speaker.sample_rate * shift, SAMPLE_RATE).astype(np.float32)
-            write_wav(out / word / f"j{k}.wav", place(trim(audio), rng))
+        for k in range(per_word):  # his own pace or slower, a little higher or lower
+            clip = varied_clip(speaker, word, rng, length=(0.9, 1.6), noise=(0.3, 0.9), noise_w=(0.4, 1.0),
+                               shift=(0.95, 1.15))
+            write_wav(out / word / f"j{k}.wav", clip)
     return len(KEYWORDS) * per_word
 
 

