@@ -194,6 +194,11 @@ def train(
         "loss, that vote with their averaged probabilities: steadier on voices unlike the training ones, for "
         "about members times the time per epoch (see the README's real-speech figures) [default: 2 for "
         "--dataset synth, else 1]."),
+    time_pool: Optional[bool] = typer.Option(
+        None, "--time-pool/--no-time-pool", help="Max-pool the last convolution's maps over all of time before "
+        "the dense layers, so the net answers alike wherever in the second the word is said: on the "
+        "synthetic corpus it scored higher on unseen voices and on the real keyword clips (README) [default: "
+        "on for --dataset synth, else off]."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Passes over the training set "
                                          "[default: 20; mnist 10, digits 15; 14 for --dataset synth with two members]."),
     batch_size: int = typer.Option(64, min=1),
@@ -292,7 +297,10 @@ def train(
         frontend = LogMel(LogMelConfig(norm=norm or ("channel-mean" if dataset == "synth" else "utterance")))
     else:
         frontend = PixelScale()
-    net = new_classifier(frontend, splits.labels, model, members, classes=splits.classes)
+    # synth: the real keyword clips from 74.0% to 82.7%, unseen synthetic voices from 91.5% to 95.7%
+    # (seed 0, the same corpus build; at seed 1 the pooled model scored 76.9% and 93.9%; README)
+    time_pool = time_pool if time_pool is not None else dataset == "synth"
+    net = new_classifier(frontend, splits.labels, model, members, classes=splits.classes, time_pool=time_pool)
     lr = lr if lr is not None else LEARNING_RATES[model]
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                          class_weights={UNKNOWN: unknown_weight} if unknown_weight != 1.0 else {})
@@ -302,6 +310,7 @@ def train(
               f"  val_loss {row['val_loss']:.3f}  val_acc {row['val_accuracy']:.3f}")
 
     info = {"dataset": dataset, "task": task, "words": words, "model": model, "members": members,
+            "time_pool": time_pool,
             "unknown_words": bool(splits.classes), "unknown_each_epoch": splits.draw is not None,
             "spec_augment": spec_augment,
             "augment": recipe if splits.kind == "audio" else None,

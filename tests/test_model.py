@@ -42,3 +42,37 @@ def test_each_preset_trains_at_its_own_learning_rate(tmp_path):
         assert json.loads((run / "metrics.json").read_text())["train_config"]["lr"] == lr
     r = kws("train", "--dataset", "digits", "--model", "wide", "--epochs", "1", "--lr", "0.02", "--out", tmp_path / "x")
     assert json.loads((tmp_path / "x" / "metrics.json").read_text())["train_config"]["lr"] == 0.02
+
+
+def test_a_time_pooled_net_answers_the_same_wherever_the_word_is():
+    """`time_pool` is one more max-pool, over the whole width: the convolutions are the book's, and a
+    pattern moved in time (by whole cells of the two 2×2 pools, so that they tile it alike) gives the
+    same answer, where the flattened net's dense layer sees a different position."""
+    torch.manual_seed(0)
+    pooled, flat = ConvNet(NetConfig(40, 97, 3, time_pool=True)), ConvNet(NetConfig(40, 97, 3))
+    assert [m.out_channels for m in pooled.modules() if isinstance(m, torch.nn.Conv2d)] == [16, 32, 32]
+    assert pooled.head[2].in_features == 32 * 6 and flat.head[1].in_features == 32 * 6 * 20
+    word = torch.zeros(1, 1, 40, 97)
+    word[0, 0, 5:30, 30:50] = torch.randn(25, 20)
+    later = torch.roll(word, 16, dims=3)  # 16 frames: still inside the image
+    with torch.no_grad():
+        assert torch.allclose(pooled(word), pooled(later), atol=1e-6)
+        assert not torch.allclose(flat(word), flat(later), atol=1e-3)
+
+
+def test_the_time_pool_travels_with_the_checkpoint_and_old_ones_load_without_it(tmp_path):
+    from kws.checkpoint import load_model, save_model
+
+    model = new_classifier(LogMel(), ["a", "b", "c"], members=2, time_pool=True)
+    save_model(model, tmp_path / "m.pt")
+    loaded, meta = load_model(tmp_path / "m.pt")
+    x = torch.randn(2, 16000)
+    assert meta["net"]["time_pool"] is True
+    assert torch.allclose(loaded(x), model(x))
+    data = torch.load(tmp_path / "m.pt", weights_only=True)  # a checkpoint from before the option
+    plain = new_classifier(LogMel(), ["a", "b", "c"])
+    data = {**data, **plain.describe(), "state_dict": plain.state_dict()}
+    del data["net"]["time_pool"]
+    torch.save(data, tmp_path / "old.pt")
+    old, _ = load_model(tmp_path / "old.pt")
+    assert not old.net.config.time_pool and torch.allclose(old(x), plain(x))

