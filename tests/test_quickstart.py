@@ -1,8 +1,8 @@
 """The acceptance check of issue #8: the quick start model must hear real people.
 
-It runs the README's quick start training from an empty data folder (about three minutes on two
-cores, plus the corpus), which does not fit the test suite's time budget beside the rest, so it runs
-only when asked:
+It runs the README's quick start training from an empty data folder (about four minutes on two
+cores, the corpus included), which does not fit the test suite's time budget beside the rest, so it
+runs only when asked:
 
     KWS_QUICKSTART=1 python -m pytest tests/test_quickstart.py
 
