@@ -59,3 +59,22 @@ def test_a_bad_onnx_file_is_one_line(tmp_path, small_corpus):
 def test_image_models_are_not_exported(digits_run):
     r = kws("export", "--format", "onnx", "--model", digits_run / "model.pt")
     assert r.returncode == 2 and "audio models" in r.stderr
+
+
+def test_a_time_pooled_ensemble_exports_and_hears_the_same(small_corpus, tmp_path):
+    """The quick start's net (two members, `--time-pool`): its extra max-pool goes into the file too."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from kws.checkpoint import save_model
+    from kws.features import LogMel, LogMelConfig
+    from kws.model import new_classifier
+
+    torch.manual_seed(0)
+    model = new_classifier(LogMel(LogMelConfig(norm="channel-mean")), ["yes", "no", "stop"], members=2, time_pool=True)
+    save_model(model, tmp_path / "model.pt")
+    folder, _ = _clips(small_corpus, tmp_path)
+    r = kws("export", "--format", "onnx", "--model", tmp_path / "model.pt", "-o", tmp_path / "m.onnx", "--check", folder)
+    assert r.returncode == 0, r.stderr
+    diff = float(re.search(r"largest probability difference from PyTorch on \d+ clips.*: (\S+)", r.stdout).group(1))
+    assert diff < 1e-4
