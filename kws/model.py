@@ -64,11 +64,11 @@ class ConvNet(nn.Module):
             *conv(filters[0], filters[1]), nn.MaxPool2d(2),
             *conv(filters[1], filters[2]),
         )
+        # (the time pool goes in the head, not the features: Grad-CAM reads the last conv maps, in time)
         with torch.no_grad():
             maps = self.features(torch.zeros(1, 1, config.height, config.width))
-        # (in the head, not the features: Grad-CAM reads the last conv layer's maps, in time)
-        pool = [nn.MaxPool2d((1, maps.shape[3]))] if config.time_pool else []
-        flat = maps.numel() // (maps.shape[3] if config.time_pool else 1)
+            pool = [nn.MaxPool2d((1, maps.shape[3]))] if config.time_pool else []
+            flat = nn.Sequential(*pool)(maps).numel()
         self.head = nn.Sequential(
             *pool,
             nn.Flatten(),
