@@ -6,11 +6,12 @@ runs only when asked:
 
     KWS_QUICKSTART=1 python -m pytest tests/test_quickstart.py
 
-Measured: 82.7% on the real clips and 95.3% on unseen synthetic voices for the README's quick
-start model; 79.8% and 94.6% when this test ran it again on a fresh build of the corpus. The recipe
-stands at the two targets, not safely past them (one run moves by about ±4.5 points on the 104
-real clips), so the test may fail on a given build or machine; it is the check of the quick start
-as a newcomer runs it, its own seed, and of issue #8 (still open).
+Measured: 84.6% on the real clips and 95.7% on unseen synthetic voices for the README's quick
+start model, and 84.6% and 95.6% when this test ran it again on a fresh build of the corpus; the
+previous session's run of this test scored 79.8% and 94.6%. The recipe stands just past the two
+targets, not far past them (one run moves by about ±4.5 points on the 104 real clips), so the test
+may fail on a given build or machine; it is the check of the quick start as a newcomer runs it,
+its own seed, and of issue #8.
 """
 
 from __future__ import annotations
