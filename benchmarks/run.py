@@ -217,21 +217,17 @@ def bench_onnx(data: Path) -> dict:
 
 
 def bench_mnist(data: Path) -> dict:
-    from kws.datasets.images import load_mnist
-    from kws.train import TrainConfig, fit
+    """One epoch of the `mnist` recipe, trained as `kws train --recipe mnist --epochs 1` trains it."""
+    from kws.recipes import resolve
+    from kws.train import run
 
-    folder = data / "mnist"
-    if not folder.is_dir():
-        return {"skipped": f"no MNIST files under {folder}"}
-    splits = load_mnist(folder)
-    from kws.features import PixelScale
-
-    model = new_classifier(PixelScale(), splits.labels)
+    if not (data / "mnist").is_dir():
+        return {"skipped": f"no MNIST files under {data / 'mnist'}"}
+    dataset, recipe = resolve(None, "mnist", epochs=1)
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = fit(model, splits, TrainConfig(epochs=1, lr=3e-3, device="cpu"), Path(tmp),
-                      generator=torch.Generator().manual_seed(0), progress=False)
+        metrics = run(dataset, recipe, Path(tmp), data_dir=data, device="cpu", progress=False)
     return {"epochs": 1, "seconds_per_epoch": metrics["train_seconds"], "test_accuracy": metrics["test_accuracy"],
-            "train_samples": len(splits.train[1])}
+            "train_samples": metrics["samples"]["train"]}
 
 
 SECTIONS = {"frontend": bench_frontend, "data": bench_data, "training": None, "inference": bench_inference,

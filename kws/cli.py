@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from .errors import KwsError, UserError
+from .recipes import RECIPES
+
+RECIPE_NAMES = list(RECIPES)
 
 app = typer.Typer(
     help="Keyword spotting with the convnet that first learns to see digits.\n\n"
@@ -88,26 +90,26 @@ def download_mnist(
     url: Optional[str] = typer.Option(None, help="Base address holding the four *-ubyte.gz files."),
 ) -> None:
     """The four MNIST IDX files into DATA_DIR/mnist/, each checked against its official sha256."""
-    from .datasets.images import download_mnist as fetch_mnist
-    from .datasets.images import load_mnist
-    from .paths import data_dir as resolve
+    from . import paths
+    from .datasets import images
 
-    folder = fetch_mnist(resolve(data_dir), url)
-    typer.echo(f"mnist: ready in {folder} ({load_mnist(folder).summary()})")
+    folder = images.download_mnist(paths.data_dir(data_dir), url)
+    typer.echo(f"mnist: ready in {folder} ({images.load_mnist(folder).summary()})")
 
 
 def _download_archive(which: str, data_dir: Optional[Path], url: Optional[str], sha256: Optional[str]) -> None:
-    from .datasets import speech_commands as sc
+    from . import paths
+    from .datasets import speech_commands
     from .download import Remote
-    from .paths import data_dir as resolve
 
+    sc = speech_commands
     remote, folder = (None, sc.FOLDER) if which == "speech-commands" else (sc.TEST_ARCHIVE, sc.TEST_FOLDER)
     if url or sha256:
         remote = remote or sc.ARCHIVE
         if sha256 and (len(sha256) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha256)):
             raise UserError("--sha256: expected 64 hexadecimal digits")
         remote = Remote(url or remote.url, (sha256 or remote.sha256).lower())
-    target = sc.download(resolve(data_dir), remote, folder)
+    target = sc.download(paths.data_dir(data_dir), remote, folder)
     typer.echo(f"{which}: ready in {target}")
 
 
@@ -120,8 +122,8 @@ def synth(
     seed: int = typer.Option(0, help="Same seed, same corpus."),
     timbre: float = typer.Option(1.0, min=0.0, max=1.5, help="How far each speaker's vocal tract and voice "
                                  "source stray from espeak-ng's own variants (0: as shipped)."),
-    pico: Optional[int] = typer.Option(None, min=0, help="Extra training clips per word in SVOX Pico's voices "
-                                       "[default: 300 if the kws[pico] extra is installed, else 0]."),
+    pico_clips: Optional[int] = typer.Option(None, "--pico", min=0, help="Extra training clips per word in SVOX "
+                                             "Pico's voices [default: 300 if the kws[pico] extra is installed, else 0]."),
     data_dir: Optional[Path] = DataDir,
 ) -> None:
     """Speak the 35 Speech Commands words with espeak-ng voices, in the Speech Commands layout.
@@ -133,15 +135,16 @@ def synth(
     (modelled on recordings of people: an American, and German, Spanish, French and Italian
     speakers saying the English words with their own sounds) add training clips.
     """
-    from . import pico as pico_tts
+    from . import paths
     from .datasets import build_synth
     from .datasets.synth import SynthConfig, default_root
-    from .paths import data_dir as resolve
+    from .voices import pico
 
-    if pico and not pico_tts.available():
+    if pico_clips and not pico.available():
         raise UserError('--pico: SVOX Pico is not installed (pip install "kws[pico]"; it needs a C compiler)')
-    config = SynthConfig(per_word=per_word, seed=seed, timbre=timbre, **({} if pico is None else {"pico": pico}))
-    root = out or default_root(resolve(data_dir), config)
+    config = SynthConfig(per_word=per_word, seed=seed, timbre=timbre,
+                         **({} if pico_clips is None else {"pico": pico_clips}))
+    root = out or default_root(paths.data_dir(data_dir), config)
     build_synth(root, config)
     typer.echo(f"synthetic corpus ready in {root}")
 
@@ -163,7 +166,7 @@ def say(
 
     from .audio import SAMPLE_RATE, write_wav
     from .datasets.synth import speak
-    from .espeak import ENGLISH_DIALECTS, EspeakError, Speaker, Voice, list_variants
+    from .voices.espeak import ENGLISH_DIALECTS, EspeakError, Speaker, Voice, list_variants
 
     if variant and variant not in list_variants():
         raise UserError(f"--variant {variant}: not an espeak-ng voice variant (e.g. {', '.join(list_variants()[:8])}…)")
@@ -184,160 +187,93 @@ def say(
 
 @app.command()
 def train(
-    dataset: str = typer.Option("speech-commands", help="speech-commands (downloads 2.4 GB), synth (offline), "
-                                "mnist, digits, or a folder in the Speech Commands layout."),
+    dataset: Optional[str] = typer.Option(
+        None, help="speech-commands (downloads 2.4 GB), synth (offline), mnist, digits, or a folder of word "
+        "clips in the Speech Commands layout [default: the recipe's own data, else speech-commands]."),
+    recipe: Optional[str] = typer.Option(
+        None, help=f"Every training choice at once: {', '.join(RECIPE_NAMES)} (kws recipes shows "
+        "them) [default: what the data is: a corpus built by kws synth gets synth, wherever it lives]."),
     task: str = typer.Option("12", help="12: ten keywords + _silence_ + _unknown_; 35: every word."),
     words: Optional[str] = typer.Option(None, help="Your own keywords, e.g. yes,no,stop (+ silence, unknown)."),
-    model: str = typer.Option("chapter4", "--model", help="chapter4 (the book's net) or wide (more accurate)."),
-    members: Optional[int] = typer.Option(
-        None, "--members", min=1, help="Nets of --model trained side by side on the same batches, each on its own "
-        "loss, that vote with their averaged probabilities: steadier on voices unlike the training ones, for "
-        "about members times the time per epoch (see the README's real-speech figures) [default: 2 for "
-        "--dataset synth, else 1]."),
-    time_pool: Optional[bool] = typer.Option(
-        None, "--time-pool/--no-time-pool", help="Max-pool the last convolution's maps over all of time before "
-        "the dense layers, so the net answers alike wherever in the second the word is said: on the "
-        "synthetic corpus it scored higher on unseen voices and on the real keyword clips (README) [default: "
-        "on for --dataset synth, else off]."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Passes over the training set "
-                                         "[default: 20; mnist 10, digits 15; 14 for --dataset synth with two members]."),
-    batch_size: int = typer.Option(64, min=1),
-    lr: Optional[float] = typer.Option(None, min=0.0, help="Adam's learning rate, cosine-decayed to zero "
-                                       "[default: 3e-3 for chapter4, 1e-3 for wide]."),
     seed: int = typer.Option(0, help="Seeds shuffling, augmentation and initial weights."),
     out: Optional[Path] = typer.Option(None, help="Run folder [default: runs/<dataset>-<model>-<time>]."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
-    augment_name: Optional[str] = typer.Option(
-        None, "--augment", help="basic: time shift + background noise (TensorFlow's recipe); acoustic: also "
-        "speed, EQ and band limits, room reverb and vocal-tract warp, for a model trained on synthetic voices "
-        "that must hear people (see the README's real-speech figures) [default: acoustic for --dataset synth, "
-        "else basic]."),
-    spec_augment: bool = typer.Option(False, "--spec-augment", help="Mask time and frequency stripes."),
-    norm: Optional[str] = typer.Option(
-        None, "--norm", help="How each log-mel image is normalised: utterance (zero mean, unit variance over "
-        "the image), channel-mean (each band's mean removed too, which cancels a microphone's fixed colouring), "
-        "channel (each band's spread too) or none [default: channel-mean for --dataset synth, else utterance]."),
-    unknown_weight: float = typer.Option(
-        1.0, "--unknown-weight", min=0.0, help="The _unknown_ class's weight in the training loss: below 1, "
-        "fewer keywords said by voices unlike the training ones are called unknown (measured in the README; "
-        "not the default)."),
-    unknown_words: Optional[bool] = typer.Option(
-        None, "--unknown-words/--no-unknown-words", help="Train each word behind _unknown_ as a class of its "
-        "own (_unknown_/bed, ...), answered as _unknown_: on voices unlike the training ones it scored higher "
-        "and varied less from seed to seed (README) [default: on for --dataset synth, else off]."),
-    unknown_each_epoch: bool = typer.Option(
-        False, "--unknown-each-epoch/--no-unknown-each-epoch", help="Draw the _unknown_ training clips anew "
-        "every epoch from all the other words' clips, instead of one draw for the whole run: the net hears "
-        "every one of them, at the same cost per epoch (measured in the README; not the default)."),
-    per_word: Optional[int] = typer.Option(None, help="synth only: clips per word when building the corpus."),
     data_dir: Optional[Path] = DataDir,
+    # Each option below changes one field of the recipe; unset, the recipe decides.
+    model: Optional[str] = typer.Option(None, "--model", help="chapter4 (the book's net) or wide (batch norm, dropout)."),
+    members: Optional[int] = typer.Option(None, min=1, help="Nets trained side by side that vote with their "
+                                          "averaged probabilities: steadier on unfamiliar voices, members× the time."),
+    time_pool: Optional[bool] = typer.Option(None, "--time-pool/--no-time-pool", help="Max-pool the last conv "
+                                             "maps over all of time, so the word may fall anywhere in the second."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Passes over the training set."),
+    batch_size: Optional[int] = typer.Option(None, min=1),
+    lr: Optional[float] = typer.Option(None, min=0.0, help="Adam's peak learning rate, cosine-decayed to zero."),
+    augment: Optional[str] = typer.Option(None, help="basic: time shift + background noise (TensorFlow's); "
+                                          "acoustic: also speed, EQ, band limits, reverb and vocal-tract warp."),
+    spec_augment: Optional[bool] = typer.Option(None, "--spec-augment/--no-spec-augment",
+                                                help="Mask time and frequency stripes of the image."),
+    norm: Optional[str] = typer.Option(None, help="utterance (the whole image), channel-mean (each band's mean "
+                                       "removed: cancels a microphone's colouring), channel, or none."),
+    unknown_words: Optional[bool] = typer.Option(None, "--unknown-words/--no-unknown-words", help="Train each "
+                                                 "word behind _unknown_ as a class of its own."),
+    unknown_each_epoch: Optional[bool] = typer.Option(None, "--unknown-each-epoch/--no-unknown-each-epoch",
+                                                      help="Draw the _unknown_ clips anew every epoch."),
+    unknown_weight: Optional[float] = typer.Option(None, min=0.0, help="_unknown_'s weight in the loss."),
+    per_word: Optional[int] = typer.Option(None, min=10, help="Clips per word when the synth corpus is built."),
 ) -> None:
-    """Train a model, keep its best epoch, and report test accuracy.
+    """Train a model by a recipe, keep its best epoch, and report test accuracy.
 
-    The run folder gets model.pt (the checkpoint: weights, labels, frontend), last.pt (for --resume),
+    The resolved recipe is printed when training starts and saved in model.pt and metrics.json.
+    The run folder gets model.pt (weights, labels, frontend, recipe), last.pt (for --resume),
     metrics.json, curves.png and confusion.png.
     """
-    import torch
+    from . import distributed, paths
+    from .recipes import resolve
+    from .train import Interrupted, run
 
-    from .augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment
-    from .datasets import load_dataset
-    from .datasets.speech_commands import UNKNOWN
-    from .features import NORMS, LogMel, LogMelConfig, PixelScale
-    from .model import LEARNING_RATES, PRESETS, new_classifier
-    from .paths import data_dir as resolve
-    from .paths import runs_dir
-    from .plots import confusion_png, curves_png
-    from .train import Interrupted, TrainConfig, fit
-
-    if model not in PRESETS:
-        raise UserError(f"--model {model}: choose chapter4 or wide")
-    if resume and out is None:
-        raise UserError("--resume needs --out RUN_DIR, the run to continue")
-    if augment_name is not None and augment_name not in AUGMENT_RECIPES:
-        raise UserError(f"--augment {augment_name}: choose {' or '.join(AUGMENT_RECIPES)}")
-    if norm is not None and norm not in NORMS:
-        raise UserError(f"--norm {norm}: choose {', '.join(NORMS)}")
-    from . import distributed
-
-    distributed.setup(device)  # under torchrun: join the other ranks (a no-op otherwise)
-    main = distributed.is_main()
-    if not main:  # rank 0 downloads or builds the data first; the others then read it
-        distributed.barrier()
-    # synth: on voices held out of the corpus (five seeds), CMU Flite's 84.1% became 86.1% and Pico
-    # en-GB's 87.4% became 90.8%, and the worst seed's Flite score rose from 80.3% to 84.8% (README)
-    fine = unknown_words if unknown_words is not None else dataset == "synth"
-    splits = load_dataset(dataset, resolve(data_dir), task=task, words=_words(words), seed=seed, per_word=per_word,
-                          unknown_words=fine, unknown_each_epoch=unknown_each_epoch, progress=main)
-    if main:
-        distributed.barrier()
-    for option, given in (("--unknown-weight", unknown_weight != 1.0), ("--unknown-words", bool(unknown_words)),
-                          ("--unknown-each-epoch", unknown_each_epoch)):
-        if given and UNKNOWN not in splits.labels:  # (every rank stops here alike)
-            raise UserError(f"{option}: {splits.name} has no {UNKNOWN} class")
-    if main:
-        _info(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
-    # synth: two voting nets for 14 epochs, in about the time one net took for 20 (159–212 s
-    # against 166 s on two cores); on voices held out of the corpus, five seeds, CMU Flite's 81.2%
-    # became 83.6% (README)
-    members = members or (2 if dataset == "synth" else 1)
-    epochs = epochs or {"mnist": 10, "digits": 15, "synth": 14 if members == 2 else 20}.get(dataset, 20)
-    run_dir = distributed.broadcast(out or runs_dir() / f"{Path(dataset).name}-{model}-{datetime.now():%Y%m%d-%H%M%S}")
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    augment = features_augment = recipe = None
-    if splits.kind == "audio":
-        recipe = augment_name or ("acoustic" if dataset == "synth" else "basic")
-        aug = AugmentConfig(**AUGMENT_RECIPES[recipe], **({"time_masks": 2, "freq_masks": 2} if spec_augment else {}))
-        augment = WaveAugment(aug, splits.noise, generator)
-        spec = SpecAugment(aug, generator)
-        features_augment = spec if spec.active else None
-        # channel-mean for the synthetic corpus: on voices held out of it, CMU Flite's went from 75.8% to
-        # 81.2% (mean of five seeds), and the real clips from 70.2% to 75.0% (measured once; README)
-        frontend = LogMel(LogMelConfig(norm=norm or ("channel-mean" if dataset == "synth" else "utterance")))
-    else:
-        frontend = PixelScale()
-    # synth: the real keyword clips from 74.0% to 82.7%, unseen synthetic voices from 91.5% to 95.7%
-    # (seed 0, the same corpus build; at seed 1 the pooled model scored 76.9% and 93.9%; README)
-    time_pool = time_pool if time_pool is not None else dataset == "synth"
-    net = new_classifier(frontend, splits.labels, model, members, classes=splits.classes, time_pool=time_pool)
-    lr = lr if lr is not None else LEARNING_RATES[model]
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                         class_weights={UNKNOWN: unknown_weight} if unknown_weight != 1.0 else {})
-
-    def show(row: dict) -> None:
-        _info(f"epoch {row['epoch']:>3}/{epochs}  loss {row['train_loss']:.3f}  acc {row['train_accuracy']:.3f}"
-              f"  val_loss {row['val_loss']:.3f}  val_acc {row['val_accuracy']:.3f}")
-
-    info = {"dataset": dataset, "task": task, "words": words, "model": model, "members": members,
-            "time_pool": time_pool,
-            "unknown_words": bool(splits.classes), "unknown_each_epoch": splits.draw is not None,
-            "spec_augment": spec_augment,
-            "augment": recipe if splits.kind == "audio" else None,
-            "norm": frontend.config.norm if splits.kind == "audio" else None}
-    finished = False
+    dataset, chosen = resolve(dataset, recipe, preset=model, members=members, time_pool=time_pool, epochs=epochs,
+                              batch_size=batch_size, lr=lr, augment=augment, spec_augment=spec_augment, norm=norm,
+                              unknown_words=unknown_words, unknown_each_epoch=unknown_each_epoch,
+                              unknown_weight=unknown_weight, per_word=per_word)
     try:
-        metrics = fit(net, splits, config, run_dir, generator=generator, augment=augment,
-                      augment_features=features_augment, resume=resume, run_info=info, on_epoch=show,
-                      progress=sys.stderr.isatty())
-        finished = True
+        metrics = run(dataset, chosen, out, data_dir=paths.data_dir(data_dir), task=task, words=_words(words), seed=seed,
+                      device=device, resume=resume, log=_info, progress=sys.stderr.isatty())
     except Interrupted as e:
-        if main:
-            args = sys.argv[2:] if resume else [*sys.argv[2:], *([] if out else ["--out", str(run_dir)]), "--resume"]
+        if distributed.is_main():
+            args = sys.argv[2:] if resume else [*sys.argv[2:], *([] if out else ["--out", str(e.run_dir)]), "--resume"]
             launcher = (f"torchrun --standalone --nproc_per_node={distributed.world_size()} -m kws"
                         if distributed.world_size() > 1 else "kws")
             _info(f"{e}\nResume with: {launcher} train {' '.join(args)}")
         raise typer.Exit(130)
-    finally:
-        distributed.cleanup(finished)
-    if not main:
-        return
-    curves_png(metrics["history"], run_dir / "curves.png", f"{dataset} · {model}")
-    confusion_png(metrics["test_report"]["confusion"], splits.labels, run_dir / "confusion.png",
-                  f"Test set · accuracy {metrics['test_accuracy']:.3f}")
-    typer.echo(f"test accuracy {metrics['test_accuracy']:.4f} (best val {metrics['val_accuracy']:.4f} "
-               f"at epoch {metrics['best_epoch']}), {metrics['train_seconds']:.0f}s of training")
-    typer.echo(f"model saved to {run_dir / 'model.pt'}")
+    if metrics:  # (empty on the other ranks of a torchrun)
+        typer.echo(f"test accuracy {metrics['test_accuracy']:.4f} (best val {metrics['val_accuracy']:.4f} "
+                   f"at epoch {metrics['best_epoch']}), {metrics['train_seconds']:.0f}s of training")
+        typer.echo(f"model saved to {Path(metrics['run_dir']) / 'model.pt'}")
+
+
+@app.command()
+def recipes() -> None:
+    """List the named training recipes: what each is for and every choice it makes."""
+    from dataclasses import fields
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .recipes import Recipe, field_text
+
+    console = Console(width=max(100, 20 * (len(RECIPES) + 1)))
+    for r in RECIPES.values():
+        console.print(f"[bold]{r.name:<16}[/bold] {r.about}", highlight=False)
+    table = Table(box=None, header_style="bold")
+    table.add_column("field")
+    for name in RECIPES:
+        table.add_column(name)
+    for f in fields(Recipe):
+        if f.name not in ("name", "about"):
+            table.add_row(f.name, *(field_text(getattr(r, f.name)) for r in RECIPES.values()))
+    console.print(table, highlight=False)
+    typer.echo("kws train --recipe NAME picks one; each training option (kws train --help) changes one field.")
 
 
 # ----------------------------------------------------------------------------------------- classify
@@ -354,7 +290,7 @@ def classify(
     Clips longer than one second are scanned with a sliding 1-s window; the best window is reported.
     A file that cannot be read is reported and skipped; the exit code is then 2.
     """
-    from .export import load_any
+    from .checkpoint import load_any
     from .infer import classify_file
 
     net, _ = load_any(_checkpoint(model))
@@ -391,9 +327,9 @@ def evaluate(
     data_dir: Optional[Path] = DataDir,
 ) -> None:
     """Accuracy, per-class precision and recall, and a confusion-matrix picture."""
+    from . import paths
     from .checkpoint import load_model
     from .evaluate import evaluate_on
-    from .paths import data_dir as resolve
     from .plots import confusion_png
 
     ckpt = _checkpoint(model)
@@ -401,7 +337,7 @@ def evaluate(
     if split not in ("train", "val", "test"):
         raise UserError(f"--split {split}: use train, val or test")
     name = dataset or meta.get("train_args", {}).get("dataset") or meta.get("dataset")
-    result = evaluate_on(net, meta, name, resolve(data_dir), split)
+    result = evaluate_on(net, meta, name, paths.data_dir(data_dir), split)
     png = out or ckpt.parent / f"confusion-{Path(str(name)).name}-{split}.png"
     confusion_png(result["confusion"], result["labels"], png,
                   f"{Path(str(name)).name} · {split} · accuracy {result['accuracy']:.3f}")
@@ -424,9 +360,8 @@ def export(
     fmt: str = typer.Option(..., "--format", "-f", help="onnx (onnxruntime, anywhere) or torchscript (libtorch)."),
     model: Optional[Path] = ModelOpt,
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="File to write [default: next to the model]."),
-    check: Optional[Path] = typer.Option(None, help="A folder of clips (searched recursively) to compare the "
-                                         "export against PyTorch on [default: ../shared/data/speech if present, "
-                                         "else generated noise and tones]."),
+    check: Optional[Path] = typer.Option(None, help="A folder of clips (searched recursively, the first 64) to "
+                                         "compare the export against PyTorch on [default: generated noise and tones]."),
 ) -> None:
     """Write the model with its frontend inside: 16 kHz waveform in, probabilities out.
 
@@ -434,17 +369,17 @@ def export(
     probability is printed. `kws classify --model model.onnx` (and detect, listen) then run it
     with onnxruntime, no PyTorch model code involved.
     """
+    from . import export as exporting
     from .checkpoint import load_model
-    from .export import FORMATS, export as write, largest_difference
 
-    if fmt not in FORMATS:
+    if fmt not in exporting.FORMATS:
         raise UserError(f"--format {fmt}: choose onnx or torchscript")
     ckpt = _checkpoint(model)
     net, _ = load_model(ckpt)
     path = out or ckpt.with_suffix(".onnx" if fmt == "onnx" else ".torchscript.pt")
-    write(net, path, fmt)
+    exporting.export(net, path, fmt)
     clips, where = _check_clips(check, net.clip_samples)
-    diff = largest_difference(net, path, fmt, clips)
+    diff = exporting.largest_difference(net, path, fmt, clips)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     typer.echo(f"largest probability difference from PyTorch on {len(clips)} {where}: {diff:.2e}")
     if diff > 1e-3:
@@ -457,9 +392,11 @@ def _check_clips(folder: Optional[Path], samples: int):
 
     from .audio import fit_length, load_audio
 
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech"
-    folder = folder or (default if default.is_dir() else None)
+    if folder is not None and not folder.is_dir():
+        raise UserError(f"--check {folder}: no such folder")
     files = sorted(folder.rglob("*.wav"))[:64] if folder else []
+    if folder is not None and not files:
+        raise UserError(f"--check {folder}: no .wav files in it")
     if files:
         return torch.from_numpy(np.stack([fit_length(load_audio(f), samples) for f in files])), f"clips from {folder}"
     rng = np.random.default_rng(0)
@@ -515,12 +452,12 @@ def explain(
     bright parts of the heat-map are where the evidence for that class lies (for a word: when it
     was said and in which frequency bands; for a digit: which strokes).
     """
+    from . import explain as explaining
     from .checkpoint import load_model
-    from .explain import explain as look
     from .plots import explain_png
 
     net, _ = load_model(_checkpoint(model))
-    result = look(net, file, target)
+    result = explaining.explain(net, file, target)
     png = out or Path(f"{file.stem}-explain.png")
     explain_png(result, png, net.kind)
     top = ", ".join(f"{label} {p:.2f}" for label, p in result.prediction.top(3))
@@ -536,7 +473,7 @@ def _detector_config(threshold: float, hop: float, keywords: Optional[str]):
 
 
 def _stream_detector(model: Optional[Path], config):
-    from .export import load_any
+    from .checkpoint import load_any
     from .stream import StreamingDetector
 
     net, _ = load_any(_checkpoint(model))

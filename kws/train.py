@@ -1,6 +1,6 @@
-"""The training loop. It sees tensors and callables only; where the data came from is not its business.
+"""Training: `run` turns a dataset and a `Recipe` into a run folder; `fit` is the loop inside it.
 
-Every epoch ends with a validation pass; the best epoch is kept as `model.pt`, and `last.pt` holds
+The loop sees tensors and callables only; where the data came from is not its business. Every epoch ends with a validation pass; the best epoch is kept as `model.pt`, and `last.pt` holds
 everything needed to continue (weights, optimiser, random-generator states, position in the
 epoch), so `--resume` after a crash or Ctrl-C lands on the same weights an uninterrupted run gets.
 """
@@ -24,6 +24,7 @@ from .datasets import Splits
 from .errors import UserError
 from .evaluate import predict, report
 from .model import Classifier
+from .recipes import RECIPES, Recipe
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -48,6 +49,85 @@ class Interrupted(Exception):
     def __init__(self, run_dir: Path, signum: int) -> None:
         super().__init__(f"stopped by {signal.Signals(signum).name}; progress saved in {run_dir / 'last.pt'}")
         self.run_dir = run_dir
+
+
+def run(dataset: str, recipe: Recipe, out: Path | None = None, *, data_dir: Path, task: str = "12",
+        words: list[str] | None = None, seed: int = 0, device: str = "auto", resume: bool = False,
+        log: Callable[[str], None] | None = None, progress: bool = True) -> dict:
+    """Train what `recipe` says on `dataset` and write the run folder; returns the metrics (with
+    `run_dir`), or {} on the ranks of a distributed run other than the first.
+
+    The one place where a recipe becomes a frontend, an augmentation, a net and a loop, so the
+    command line, the benchmarks and the tests all train the same way. `log` gets one line for the
+    data, one for the recipe and one per epoch; `progress` shows the per-step bars.
+    """
+    from datetime import datetime
+
+    from .augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment
+    from .datasets import load_dataset
+    from .datasets.speech_commands import UNKNOWN
+    from .features import LogMel, LogMelConfig, PixelScale
+    from .model import new_classifier
+    from .paths import runs_dir
+    from .plots import confusion_png, curves_png
+
+    if resume and out is None:
+        raise UserError("--resume needs --out RUN_DIR, the run to continue")
+    distributed.setup(device)  # under torchrun: join the other ranks (a no-op otherwise)
+    main = distributed.is_main()
+    say = log if (log and main) else (lambda line: None)
+    if not main:  # rank 0 downloads or builds the data first; the others then read it
+        distributed.barrier()
+    splits = load_dataset(dataset, data_dir, task=task, words=words, seed=seed, per_word=recipe.per_word,
+                          unknown_words=recipe.unknown_words, unknown_each_epoch=recipe.unknown_each_epoch,
+                          progress=progress and main)
+    if main:
+        distributed.barrier()
+    if UNKNOWN not in splits.labels:  # asked for by a flag, not by the recipe (every rank stops alike)
+        named = RECIPES.get(recipe.name, recipe)
+        for f in ("unknown_weight", "unknown_words", "unknown_each_epoch"):
+            if getattr(recipe, f) != getattr(named, f):
+                raise UserError(f"--{f.replace('_', '-')}: {splits.name} has no {UNKNOWN} class")
+    say(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
+    say(recipe.line())
+    run_dir = distributed.broadcast(out or runs_dir() / f"{Path(dataset).name}-{recipe.preset}-{datetime.now():%Y%m%d-%H%M%S}")
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    augment = features_augment = None
+    if splits.kind == "audio":
+        masks = {"time_masks": 2, "freq_masks": 2} if recipe.spec_augment else {}
+        aug = AugmentConfig(**{**AUGMENT_RECIPES[recipe.augment], **dict(recipe.augment_set), **masks})
+        augment = WaveAugment(aug, splits.noise, generator)
+        spec = SpecAugment(aug, generator)
+        features_augment = spec if spec.active else None
+        frontend = LogMel(LogMelConfig(norm=recipe.norm, **dict(recipe.frontend_set)))
+    else:
+        frontend = PixelScale()
+    net = new_classifier(frontend, splits.labels, recipe.preset, recipe.members, classes=splits.classes,
+                         time_pool=recipe.time_pool)
+    config = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed, device=device,
+                         class_weights={UNKNOWN: recipe.unknown_weight} if recipe.unknown_weight != 1.0 else {})
+
+    def show(row: dict) -> None:
+        say(f"epoch {row['epoch']:>3}/{recipe.epochs}  loss {row['train_loss']:.3f}  acc {row['train_accuracy']:.3f}"
+            f"  val_loss {row['val_loss']:.3f}  val_acc {row['val_accuracy']:.3f}")
+
+    info = {"dataset": dataset, "task": task, "words": ",".join(words) if words else None,
+            "recipe": recipe.as_dict()}
+    finished = False
+    try:
+        metrics = fit(net, splits, config, run_dir, generator=generator, augment=augment,
+                      augment_features=features_augment, resume=resume, run_info=info, on_epoch=show,
+                      progress=progress)
+        finished = True
+    finally:
+        distributed.cleanup(finished)
+    if not main:
+        return {}
+    curves_png(metrics["history"], run_dir / "curves.png", f"{Path(dataset).name} · {recipe.name} · {recipe.preset}")
+    confusion_png(metrics["test_report"]["confusion"], splits.labels, run_dir / "confusion.png",
+                  f"Test set · accuracy {metrics['test_accuracy']:.3f}")
+    return {**metrics, "run_dir": str(run_dir)}
 
 
 def pick_device(name: str) -> torch.device:

@@ -55,9 +55,11 @@ def test_checkpoint_is_plain_data_and_self_contained(trained_run):
     assert data["labels"] == ["_silence_", "_unknown_", "yes", "no", "stop"]
     assert data["frontend"]["type"] == "logmel" and "mel_basis" in "".join(data["state_dict"])
     assert data["train_args"]["dataset"].endswith("synth")
-    assert data["frontend"]["config"]["norm"] == data["train_args"]["norm"] == "channel-mean"
-    assert data["train_args"]["members"] == 2 and data["net"]["members"] == 2
-    assert data["train_args"]["unknown_words"] is False and "classes" not in data  # (a folder: off by default)
+    recipe = data["train_args"]["recipe"]
+    assert recipe["name"] == "speech-commands"  # (asked for by name: the corpus itself would get synth)
+    assert data["frontend"]["config"]["norm"] == recipe["norm"] == "channel-mean"
+    assert recipe["members"] == 2 and data["net"]["members"] == 2
+    assert recipe["unknown_words"] is False and "classes" not in data
     model, _ = load_model(trained_run / "model.pt")
     assert model(torch.zeros(1, 16000)).shape == (1, 5)
 
@@ -120,7 +122,8 @@ def test_evaluate_reports_and_draws(trained_run, small_corpus, tmp_path):
 def test_sigterm_saves_and_resume_reaches_the_same_weights(small_corpus, tmp_path):
     import signal
 
-    args = ["train", "--dataset", small_corpus, "--words", "yes,no", "--epochs", "3", "--seed", "3"]
+    args = ["train", "--dataset", small_corpus, "--words", "yes,no", "--epochs", "3", "--seed", "3",
+            "--recipe", "speech-commands"]
     full = kws(*args, "--out", tmp_path / "full")
     assert full.returncode == 0, full.stderr
     status, rest_of_stderr = signal_after_first_epoch([*args, "--out", tmp_path / "part"], signal.SIGTERM)

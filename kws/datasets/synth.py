@@ -21,10 +21,11 @@ from typing import Callable
 
 import numpy as np
 
-from .. import pico as pico_tts
 from ..audio import SAMPLE_RATE, write_wav
 from ..download import COMPLETE_MARKER, is_complete
-from ..espeak import ENGLISH_DIALECTS, Speaker, Timbre, Voice, list_variants, takes_timbre
+from ..recipes import SYNTH_MARKER
+from ..voices import pico as pico_tts  # (`pico` is a SynthConfig field)
+from ..voices.espeak import ENGLISH_DIALECTS, Speaker, Timbre, Voice, list_variants, takes_timbre
 from .speech_commands import NOISE_DIR
 
 #: The 35 words of Speech Commands v0.02.
@@ -57,7 +58,7 @@ class SynthConfig:
     pico: int = field(default_factory=_pico_default)
     # Pico's voices, taken in turn clip by clip (list one twice to give it twice the clips). Half
     # American, half accented scored best on voices held out of training; en-GB stays out, as one
-    # of those held-out voices (README, "Hearing real people"). A word with no phoneme string for
+    # of those held-out voices. A word with no phoneme string for
     # the accented voices (`pico.markup`) goes to the next English one.
     pico_voices: tuple[str, ...] = ("en-US",) * 4 + pico_tts.ACCENTED
 
@@ -129,7 +130,7 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
     (partial / "validation_list.txt").write_text("".join(p + "\n" for p in lists["val"]))
     (partial / "testing_list.txt").write_text("".join(p + "\n" for p in lists["test"]))
     write_noise(partial / NOISE_DIR, rng, speaker)
-    (partial / "synth_config.txt").write_text(repr(asdict(config)) + "\n")
+    (partial / SYNTH_MARKER).write_text(repr(asdict(config)) + "\n")  # (what `recipes` recognises)
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
     (out / COMPLETE_MARKER).write_text("kws synth\n")

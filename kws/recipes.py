@@ -1,0 +1,144 @@
+"""Every training choice in one named, frozen object.
+
+`kws train`, the benchmarks and the tests resolve a `Recipe` and hand it to `train.run`; nothing
+else decides how a model is trained. A recipe is picked by name (`--recipe`), or by what the data
+is: a corpus that `kws synth` built carries a marker file and gets the `synth` recipe wherever it
+lives, a named image dataset gets its own, and any other folder of word clips gets
+`speech-commands`. Flags then change single fields (`resolve(..., members=4)`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    about: str  # what it is for, in a line
+    data: str = "speech-commands"  # the dataset it is made for: `kws train --recipe NAME` trains on it
+    preset: str = "chapter4"  # `model.PRESETS`: the book's net, or the wider one
+    members: int = 1  # nets trained side by side that vote (`model.Ensemble`)
+    time_pool: bool = False  # max-pool the last conv maps over all of time before the dense layers
+    epochs: int = 20
+    lr: float | None = None  # Adam's peak rate, cosine-decayed; None: the preset's own (`model.LEARNING_RATES`)
+    batch_size: int = 64
+    augment: str = "basic"  # `augment.AUGMENT_RECIPES`: waveform augmentation for audio
+    augment_set: tuple[tuple[str, float], ...] = ()  # `AugmentConfig` fields changed on top of it
+    spec_augment: bool = False  # mask two time and two frequency stripes of each image
+    norm: str = "utterance"  # `features.NORMS`: how each log-mel image is normalised
+    frontend_set: tuple[tuple[str, float], ...] = ()  # other `LogMelConfig` fields changed
+    unknown_words: bool = False  # each word behind `_unknown_` its own training class
+    unknown_each_epoch: bool = False  # a fresh `_unknown_` draw every epoch
+    unknown_weight: float = 1.0  # `_unknown_`'s weight in the loss
+    per_word: int = 600  # clips per word when the synthetic corpus is built for this recipe
+
+    def line(self) -> str:
+        """The whole recipe in one line, as training prints it."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("name", "about")}
+        return f"recipe {self.name}: " + " ".join(f"{k}={field_text(v)}" for k, v in values.items())
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def field_text(value: object) -> str:
+    """A recipe field as `kws recipes` and the training line show it."""
+    if value is None:
+        return "(the model's)"
+    if isinstance(value, tuple):
+        return ",".join(f"{k}:{v:g}" for k, v in value) or "-"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("speech-commands", "real Speech Commands clips: TensorFlow's recipe on the book's net"),
+    # Chosen for a model trained only on synthesised voices that must hear people: two voting nets,
+    # the acoustic augmentation, each band's mean removed, the time pool and unknown words as
+    # classes each raised accuracy on voices held out of the corpus (docs/real-speech.md).
+    Recipe("synth", "the offline quick start: espeak-ng and Pico voices, built on this machine", data="synth",
+           members=2, time_pool=True, epochs=14, augment="acoustic", norm="channel-mean", unknown_words=True),
+    Recipe("mnist", "the chapter's own task: 28×28 handwritten digits", data="mnist", epochs=10),
+    Recipe("digits", "scikit-learn's 8×8 digits: the image side in seconds, no download", data="digits", epochs=15),
+)}
+
+SYNTH_MARKER = "synth_config.txt"  # written by `kws synth` into every corpus it builds
+
+
+def recipe_for(dataset: str) -> str:
+    """The recipe a dataset gets by default, from what it is rather than what it is called."""
+    if (Path(dataset) / SYNTH_MARKER).is_file():
+        return "synth"
+    for recipe in RECIPES.values():
+        if recipe.data == dataset:
+            return recipe.name
+    return "speech-commands"  # a real Speech Commands folder, or any folder of word clips
+
+
+def resolve(dataset: str | None, recipe: str | None = None, **changes: object) -> tuple[str, Recipe]:
+    """The dataset to train on and its recipe: the one named, else the data's own, with `changes`
+    (recipe fields) applied and checked. A change of None means "not given". The dataset defaults
+    to the named recipe's own data."""
+    from .errors import UserError
+
+    if recipe is not None and recipe not in RECIPES:
+        raise UserError(f"--recipe {recipe}: choose one of {', '.join(RECIPES)} (kws recipes lists them)")
+    dataset = dataset or (RECIPES[recipe].data if recipe else "speech-commands")
+    stray = sorted(set(changes) - {f.name for f in fields(Recipe)})
+    if stray:
+        raise TypeError(f"not recipe fields: {', '.join(stray)}")
+    return dataset, _checked(replace(RECIPES[recipe or recipe_for(dataset)],
+                                     **{k: v for k, v in changes.items() if v is not None}))
+
+
+def _checked(recipe: Recipe) -> Recipe:
+    from .augment import AUGMENT_RECIPES
+    from .errors import UserError
+    from .features import NORMS
+    from .model import LEARNING_RATES, PRESETS
+
+    if recipe.preset not in PRESETS:
+        raise UserError(f"--model {recipe.preset}: choose {' or '.join(PRESETS)}")
+    if recipe.augment not in AUGMENT_RECIPES:
+        raise UserError(f"--augment {recipe.augment}: choose {' or '.join(AUGMENT_RECIPES)}")
+    if recipe.norm not in NORMS:
+        raise UserError(f"--norm {recipe.norm}: choose {', '.join(NORMS)}")
+    if recipe.members < 1 or recipe.epochs < 1 or recipe.batch_size < 1:
+        raise UserError("members, epochs and batch size must each be at least 1")
+    return recipe if recipe.lr is not None else replace(recipe, lr=LEARNING_RATES[recipe.preset])
+
+
+def parse_changes(items: list[str]) -> dict[str, object]:
+    """`FIELD=VALUE` strings as recipe changes, each value read as its field's type. A field of the
+    augmentation (`AugmentConfig`) goes into `augment_set`, one of the frontend (`LogMelConfig`)
+    into `frontend_set`. For scripts that sweep one choice at a time."""
+    from .augment import AugmentConfig
+    from .features import LogMelConfig
+
+    def defaults(config: object) -> dict[str, object]:
+        return {f.name: getattr(config, f.name) for f in fields(config)}
+
+    base = RECIPES["speech-commands"]
+    own = {k: v for k, v in defaults(base).items() if not isinstance(v, tuple) and k not in ("name", "about")}
+    own["lr"] = 0.0
+    nested = {"augment_set": defaults(AugmentConfig()), "frontend_set": defaults(LogMelConfig())}
+    changes: dict[str, object] = {}
+    for item in items:
+        key, _, text = item.partition("=")
+        where = next((k for k, table in nested.items() if key in table), None) if key not in own else None
+        if not text or (key not in own and where is None):
+            raise ValueError(f"{item}: use FIELD=VALUE with a field of the recipe ({', '.join(sorted(own))}), "
+                             f"the augmentation or the frontend")
+        value = _typed(text, own[key] if where is None else nested[where][key])
+        if where is None:
+            changes[key] = value
+        else:
+            changes[where] = (*changes.get(where, ()), (key, value))
+    return changes
+
+
+def _typed(text: str, like: object) -> object:
+    if isinstance(like, bool):
+        return text.lower() in ("1", "true", "yes", "on")
+    return type(like)(text) if isinstance(like, (int, float, str)) else text
