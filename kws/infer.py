@@ -10,10 +10,9 @@ import numpy as np
 import torch
 
 from .audio import SAMPLE_RATE, fit_length, stream_audio
+from .datasets.speech_commands import NON_KEYWORDS
 from .errors import UserError
 from .model import Classifier
-
-NON_KEYWORDS = ("_silence_", "_unknown_")
 
 
 @dataclass

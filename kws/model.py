@@ -16,8 +16,8 @@ from torch import nn
 from .features import build_frontend
 
 PRESETS = ("chapter4", "wide")
-# Adam's learning rate for each preset. At 3e-3 the wide net (batch norm, dropout) crawled on the
-# offline corpus: 20% training accuracy after 3 epochs, against 53% at 1e-3 (validation 31% vs 74%).
+# Adam's learning rate for each preset: the wide net (batch norm, dropout) crawls at the chapter-4
+# net's rate on the offline corpus.
 LEARNING_RATES = {"chapter4": 3e-3, "wide": 1e-3}
 
 
@@ -38,9 +38,7 @@ class ConvNet(nn.Module):
     `wide`: 32/64/64 filters, batch norm after each convolution, dropout, a 128-unit dense layer.
     `time_pool` puts one more max-pool before the dense layers, over the whole width: the dense layers
     then see what each filter found at each height (a mel band) and not when, so a word heard earlier
-    or later looks the same to them, and a slower one much the same. On the synthetic corpus it lifted unseen
-    synthetic voices and the real keyword clips, though not the real digits (README, "A max-pool
-    over time").
+    or later looks the same to them, and a slower one much the same (docs/real-speech.md).
     The last layer emits logits; softmax is applied by `Classifier.probabilities` (and folded into
     the loss during training, which is the numerically stable way to train a softmax output).
     """
@@ -93,7 +91,7 @@ class Ensemble(nn.Module):
 
     Why: on voices unlike any it trained on, one chapter-4 net's accuracy swings by several points
     from seed to seed, and the average of several nets' probabilities scored above the nets alone
-    (README, "Voting nets"). Side by side in one run, they share the frontend and the augmentation.
+    (docs/real-speech.md). Side by side in one run, they share the frontend and the augmentation.
     """
 
     def __init__(self, config: NetConfig) -> None:

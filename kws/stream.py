@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .audio import SAMPLE_RATE
-from .infer import NON_KEYWORDS
+from .datasets.speech_commands import NON_KEYWORDS
 from .model import Classifier
 
 

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from kws.datasets.synth import SynthConfig, _speakers, build, draw_timbre, speak, trim
-from kws import pico
-from kws.espeak import Speaker, Timbre, Voice, _bundled_data, list_variants, takes_timbre
+from kws.voices import pico
+from kws.voices.espeak import Speaker, Timbre, Voice, _bundled_data, list_variants, takes_timbre
 
 
 def _centroid(audio: np.ndarray) -> float:
@@ -193,6 +193,7 @@ def test_kokoro_is_given_only_symbols_it_knows_and_says_each_word():
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from neural_voice import DIALECTS, KokoroSpeaker, kokoro_clip
+
     from kws.datasets.synth import WORDS
 
     speaker = KokoroSpeaker()

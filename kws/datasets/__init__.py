@@ -106,15 +106,15 @@ def build_synth(root: Path, config, progress: bool = True) -> Path:
     """Generate the espeak-ng corpus with a progress bar (no-op when it is already complete)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .. import pico
     from ..download import is_complete
+    from ..voices import pico
     from . import synth
 
     if is_complete(root):
         return root
     if not config.pico and not pico.available():
         print('note: SVOX Pico is not installed, so the corpus is espeak-ng voices only; pip install "kws[pico]" '
-              "adds voices modelled on real people (README: Hearing real people)", file=sys.stderr)
+              "adds voices modelled on real people", file=sys.stderr)
     with Progress(TextColumn("Synthesising {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), disable=not progress, transient=True) as bar:
         task = bar.add_task(str(root), total=len(config.words) * (config.per_word + config.pico))

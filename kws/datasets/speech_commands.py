@@ -22,6 +22,7 @@ from . import EpochDraw, Splits
 from .cache import cached_clips
 
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
+NON_KEYWORDS = (SILENCE, UNKNOWN)  # labels a model answers but never reports as a keyword heard
 NOISE_DIR = "_background_noise_"
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
@@ -95,7 +96,7 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
     cut from the background noise, each about `*_percent` of a split (TensorFlow's recipe).
     `unknown_words` gives each other word a training class of its own, `_unknown_/bed` and so on
     (`Splits.classes`; the same clips are drawn), so the net learns each word rather than one broad
-    catch-all class (README, "Each unknown word a class"). `unknown_each_epoch` keeps every other
+    catch-all class. `unknown_each_epoch` keeps every other
     word's training clip and has each epoch draw its `_unknown_` share anew (`Splits.draw`); the
     validation and test draws stay as they are.
     """

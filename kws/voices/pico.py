@@ -4,7 +4,7 @@ espeak-ng builds its vowels from formant rules, and a network trained only on th
 person makes. Pico's six voices (one speaker each for en-US, en-GB, de-DE, es-ES, fr-FR, it-IT) are
 statistical models trained on recordings of real people, so their spectra are a human's. Six voices
 are too few to train on alone, but mixed into the espeak-ng corpus they lift real-speech accuracy
-(README, "Hearing real people"). The four non-English voices say English words from a phoneme
+(docs/real-speech.md). The four non-English voices say English words from a phoneme
 string in their own language's sounds (`markup`): English as a German, Spanish, French or Italian
 speaker says it. Optional: `pip install "kws[pico]"` compiles the small C library (POSIX, a C compiler).
 """
