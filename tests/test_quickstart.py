@@ -1,17 +1,13 @@
-"""The acceptance check of issue #8: the quick start model must hear real people.
+"""The quick start as a newcomer runs it: its model must hear real people.
 
-It runs the README's quick start training from an empty data folder (about four minutes on two
-cores, the corpus included), which does not fit the test suite's time budget beside the rest, so it
-runs only when asked:
+It trains the quick start from an empty data folder (about four minutes on two cores, the corpus
+included), which does not fit the suite's time budget beside the rest, so it runs only when asked:
 
     KWS_QUICKSTART=1 python -m pytest tests/test_quickstart.py
 
-Measured: 84.6% on the real clips and 95.7% on unseen synthetic voices for the README's quick
-start model, and 84.6% and 95.6% when this test ran it again on a fresh build of the corpus; the
-previous session's run of this test scored 79.8% and 94.6%. The recipe stands just past the two
-targets, not far past them (one run moves by about ±4.5 points on the 104 real clips), so the test
-may fail on a given build or machine; it is the check of the quick start as a newcomer runs it,
-its own seed, and of issue #8.
+The thresholds (80% on the real keyword clips, 95% on unseen synthetic voices) sit close to what
+the recipe scores (docs/real-speech.md: one run moves by about ±4.5 points on the 104 real clips),
+so the test may fail on a given corpus build or machine.
 """
 
 from __future__ import annotations
