@@ -164,13 +164,14 @@ def bench_data(data: Path) -> dict:
     import shutil
 
     from kws.datasets import load_dataset
-    from kws.datasets.cache import CACHE_DIR
+    from kws.datasets.cache import cache_dir
     from kws.datasets.synth import SynthConfig, default_root
 
     data_dir = ROOT / "data"
     load_dataset("synth", data_dir, progress=False)  # builds the corpus if needed (not timed)
     root = default_root(data_dir, SynthConfig())
-    shutil.rmtree(root / CACHE_DIR, ignore_errors=True)
+    before = os.environ.get("KWS_CACHE_DIR")
+    os.environ["KWS_CACHE_DIR"] = tempfile.mkdtemp(prefix="kws-bench-cache-")  # cold: an empty cache
 
     def load_and_epoch() -> tuple[float, float, int]:
         start = time.perf_counter()
@@ -183,8 +184,15 @@ def bench_data(data: Path) -> dict:
             x[order[i:i + 64]].float()
         return loaded, time.perf_counter() - start, len(x) + len(splits.val[0]) + len(splits.test[0])
 
-    cold_load, cold_epoch, clips = load_and_epoch()
-    warm_load, warm_epoch, _ = load_and_epoch()
+    try:
+        cold_load, cold_epoch, clips = load_and_epoch()
+        warm_load, warm_epoch, _ = load_and_epoch()
+    finally:
+        shutil.rmtree(cache_dir(), ignore_errors=True)
+        if before is None:
+            del os.environ["KWS_CACHE_DIR"]
+        else:
+            os.environ["KWS_CACHE_DIR"] = before
     return {"corpus": root.name, "clips": clips, "cold_load_s": round(cold_load, 2),
             "warm_load_s": round(warm_load, 2), "load_speedup": round(cold_load / warm_load, 1),
             "epoch_data_pass_cold_s": round(cold_epoch, 3), "epoch_data_pass_warm_s": round(warm_epoch, 3)}

@@ -38,6 +38,14 @@ def signal_after_first_epoch(args: list, signum: int, launcher: tuple = ("-m", "
     return child.wait(timeout=120), rest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def clip_cache(tmp_path_factory) -> Path:
+    """Decoded clips go to a cache folder of the test run's own, not the user's (child processes too)."""
+    folder = tmp_path_factory.mktemp("clip-cache")
+    os.environ["KWS_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def speech_dir() -> Path:
     if not SPEECH.is_dir():

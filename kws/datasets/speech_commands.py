@@ -126,7 +126,7 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
                 draw = EpochDraw(torch.arange(len(chosen), len(chosen) + len(others)), n_unknown)
             chosen += [(p, target[f"{UNKNOWN}/{p.split('/')[0]}" if fine else UNKNOWN])
                        for p in (others if pooled else others[:n_unknown])]
-        audio = cached_clips([root / p for p, _ in chosen], SAMPLE_RATE, root, decode_clips)
+        audio = cached_clips([root / p for p, _ in chosen], SAMPLE_RATE, decode_clips)
         y = [label for _, label in chosen]
         if extra:
             n_silence = int(np.ceil(len(known) * silence_percent / 100))
