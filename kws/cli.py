@@ -318,9 +318,10 @@ def classify(
 @app.command()
 def evaluate(
     model: Optional[Path] = ModelOpt,
-    dataset: Optional[str] = typer.Option(None, help="speech-commands, synth, mnist, digits, or a folder "
-                                          "[default: the model's own dataset]. A folder of word-named "
-                                          "subfolders without split lists is scored whole."),
+    dataset: Optional[str] = typer.Option(None, help="speech-commands, synth, mnist, digits, a folder, or "
+                                          "several joined with + (each source is scored too) [default: the "
+                                          "model's own dataset]. A folder of word-named subfolders without "
+                                          "split lists is scored whole, on the words the model knows."),
     split: str = typer.Option("test", help="train, val or test (for datasets with splits)."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Confusion-matrix PNG [default: next to the model]."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -338,13 +339,15 @@ def evaluate(
         raise UserError(f"--split {split}: use train, val or test")
     name = dataset or meta.get("train_args", {}).get("dataset") or meta.get("dataset")
     result = evaluate_on(net, meta, name, paths.data_dir(data_dir), split)
-    png = out or ckpt.parent / f"confusion-{Path(str(name)).name}-{split}.png"
-    confusion_png(result["confusion"], result["labels"], png,
-                  f"{Path(str(name)).name} · {split} · accuracy {result['accuracy']:.3f}")
+    short = "+".join(Path(part).name for part in str(name).split("+"))
+    png = out or ckpt.parent / f"confusion-{short}-{split}.png"
+    confusion_png(result["confusion"], result["labels"], png, f"{short} · {split} · accuracy {result['accuracy']:.3f}")
     if as_json:
         typer.echo(json.dumps({k: v for k, v in result.items() if k != "confusion"}, indent=2))
         return
     typer.echo(f"{result['dataset']} ({result['split']}): accuracy {result['accuracy']:.4f} on {result['count']} examples")
+    for source, r in result.get("per_source", {}).items():
+        typer.echo(f"  {source}: accuracy {r['accuracy']:.4f} on {r['count']} examples")
     typer.echo(f"{'label':>12}  precision  recall  support")
     for label, r in result["per_class"].items():
         typer.echo(f"{label:>12}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['support']:7d}")

@@ -48,7 +48,7 @@ def evaluate_on(model: Classifier, meta: dict, dataset: str | None, data_dir, sp
     from pathlib import Path
 
     from .datasets import load_dataset
-    from .datasets.speech_commands import NON_KEYWORDS, decode_clips, word_folders
+    from .datasets.speech_commands import NON_KEYWORDS, decode_clips, has_split_lists, word_folders
     from .errors import UserError
 
     if not dataset:
@@ -56,7 +56,9 @@ def evaluate_on(model: Classifier, meta: dict, dataset: str | None, data_dir, sp
     keywords = [label for label in model.labels if label not in NON_KEYWORDS]
     extra = len(keywords) != len(model.labels)
     path = Path(dataset)
-    if model.kind == "audio" and path.is_dir() and not (path / "testing_list.txt").exists():
+    whole = model.kind == "audio" and path.is_dir() and not has_split_lists(path)
+    sources = None
+    if whole:
         folders = word_folders(path)
         known = [w for w in folders if w in model.labels]
         if not known:
@@ -70,13 +72,19 @@ def evaluate_on(model: Classifier, meta: dict, dataset: str | None, data_dir, sp
         train_args = meta.get("train_args", {})
         task = "35" if not extra else "12"
         words = keywords if extra else None
-        splits = load_dataset(dataset, data_dir, task=task, words=words,
+        splits = load_dataset(dataset, data_dir, task=task, words=words, missing_ok=True,
                               seed=int(train_args.get("train_config", {}).get("seed", 0)))
-        if splits.labels != model.labels:
-            raise UserError(f"{dataset}: its labels ({', '.join(splits.labels[:6])}…) differ from the model's")
+        foreign = [label for label in splits.labels if label not in model.labels]
+        if foreign:
+            raise UserError(f"{dataset}: its labels {', '.join(foreign[:6])} are not the model's")
         x, y = getattr(splits, split)
-        name, skipped = splits.name, []
+        y = torch.tensor([model.labels.index(label) for label in splits.labels], dtype=torch.long)[y] if len(y) else y
+        name, skipped, sources = splits.name, [], splits.sources
     probs = predict(model, x)
     result = report(y, probs.argmax(1), model.labels)
-    return {"dataset": name, "split": split if not skipped and name != str(path) else "all",
-            "labels": model.labels, "skipped": skipped, **result}
+    out = {"dataset": name, "split": "all" if whole else split, "labels": model.labels, "skipped": skipped, **result}
+    if sources:  # joined sources: each one's own figure too
+        of, right = splits.source_of[split], probs.argmax(1) == y
+        out["per_source"] = {source: {"accuracy": float(right[of == i].float().mean()) if (of == i).any() else 0.0,
+                                      "count": int((of == i).sum())} for i, source in enumerate(sources)}
+    return out

@@ -32,6 +32,7 @@ class Recipe:
     unknown_words: bool = False  # each word behind `_unknown_` its own training class
     unknown_each_epoch: bool = False  # a fresh `_unknown_` draw every epoch
     unknown_weight: float = 1.0  # `_unknown_`'s weight in the loss
+    source_balance: float = 0.0  # sources joined with +: 0 each row once an epoch, 1 an equal share each
     per_word: int = 600  # clips per word when the synthetic corpus is built for this recipe
 
     def line(self) -> str:
@@ -59,6 +60,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # classes each raised accuracy on voices held out of the corpus (docs/real-speech.md).
     Recipe("synth", "the offline quick start: espeak-ng and Pico voices, built on this machine", data="synth",
            members=2, time_pool=True, epochs=14, augment="acoustic", norm="channel-mean", unknown_words=True),
+    Recipe("hybrid", "real and synthetic speech in one model: sources joined with +", data="synth+speech-commands",
+           members=2, time_pool=True, epochs=14, augment="acoustic", norm="channel-mean", unknown_words=True,
+           source_balance=0.5),
     Recipe("mnist", "the chapter's own task: 28×28 handwritten digits", data="mnist", epochs=10),
     Recipe("digits", "scikit-learn's 8×8 digits: the image side in seconds, no download", data="digits", epochs=15),
 )}
@@ -68,6 +72,8 @@ SYNTH_MARKER = "synth_config.txt"  # written by `kws synth` into every corpus it
 
 def recipe_for(dataset: str) -> str:
     """The recipe a dataset gets by default, from what it is rather than what it is called."""
+    if "+" in dataset:
+        return "hybrid"
     if (Path(dataset) / SYNTH_MARKER).is_file():
         return "synth"
     for recipe in RECIPES.values():

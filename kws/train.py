@@ -80,7 +80,7 @@ def run(dataset: str, recipe: Recipe, out: Path | None = None, *, data_dir: Path
         distributed.barrier()
     splits = load_dataset(dataset, data_dir, task=task, words=words, seed=seed, per_word=recipe.per_word,
                           unknown_words=recipe.unknown_words, unknown_each_epoch=recipe.unknown_each_epoch,
-                          progress=progress and main)
+                          balance=recipe.source_balance, progress=progress and main)
     if main:
         distributed.barrier()
     if UNKNOWN not in splits.labels:  # asked for by a flag, not by the recipe (every rank stops alike)

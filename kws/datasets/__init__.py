@@ -41,6 +41,12 @@ class Splits:
     classes: list[str] | None = None
     # Rows of the training split that each epoch draws from anew; None: every row, every epoch.
     draw: EpochDraw | None = None
+    # Joined sources (`join`): their names, and for each split the source of every row.
+    sources: list[str] | None = None
+    source_of: dict[str, torch.Tensor] | None = None
+    # How evenly an epoch's rows come from the sources: 0 as they fall (each row once), 1 the same
+    # share from each; between, a source of n rows gets a share in proportion to n ** (1 - balance).
+    balance: float = 0.0
 
     def epoch_size(self) -> int:
         n = len(self.train[1])
@@ -49,12 +55,30 @@ class Splits:
     def epoch_order(self, generator: torch.Generator) -> torch.Tensor:
         """The training rows one epoch shows, shuffled: a pure function of `generator`'s state."""
         if self.draw is None:
-            return torch.randperm(len(self.train[1]), generator=generator)
-        kept = torch.ones(len(self.train[1]), dtype=torch.bool)
-        kept[self.draw.rows] = False
-        drawn = self.draw.rows[torch.randperm(len(self.draw.rows), generator=generator)[:self.draw.per_epoch]]
-        rows = torch.cat([kept.nonzero().flatten(), drawn])
+            rows = torch.arange(len(self.train[1]))
+        else:
+            kept = torch.ones(len(self.train[1]), dtype=torch.bool)
+            kept[self.draw.rows] = False
+            drawn = self.draw.rows[torch.randperm(len(self.draw.rows), generator=generator)[:self.draw.per_epoch]]
+            rows = torch.cat([kept.nonzero().flatten(), drawn])
+        if self.balance and self.source_of is not None:
+            rows = self._balanced(rows, generator)
         return rows[torch.randperm(len(rows), generator=generator)]
+
+    def _balanced(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """As many rows as given, each source's share set by `balance`: a small source's rows are
+        shown more than once an epoch, a large one's in part (a fresh part each epoch)."""
+        of = self.source_of["train"][rows]
+        groups = [rows[of == s] for s in range(len(self.sources))]
+        weights = torch.tensor([float(len(g)) ** (1 - self.balance) if len(g) else 0.0 for g in groups])
+        quota = (weights / weights.sum() * len(rows)).floor().long()
+        quota[int(weights.argmax())] += len(rows) - int(quota.sum())  # (the rounding's remainder)
+        picked = []
+        for group, k in zip(groups, quota.tolist()):
+            repeats = -(-k // len(group)) if len(group) else 0
+            order = torch.cat([group[torch.randperm(len(group), generator=generator)] for _ in range(repeats)])
+            picked.append(order[:k])
+        return torch.cat(picked)
 
     def summary(self) -> str:
         sizes = [f"{n} {len(getattr(self, n)[1]):,}" for n in ("train", "val", "test")]
@@ -66,13 +90,22 @@ class Splits:
 
 def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str] | None = None,
                  seed: int = 0, per_word: int | None = None, unknown_words: bool = False,
-                 unknown_each_epoch: bool = False, progress: bool = True) -> Splits:
-    """Resolve `--dataset`: a known name (downloaded or generated on first use) or a folder.
+                 unknown_each_epoch: bool = False, balance: float = 0.0, missing_ok: bool = False,
+                 progress: bool = True) -> Splits:
+    """Resolve `--dataset`: a known name (downloaded or generated on first use), a folder, or
+    several of these joined with `+` (`join`, with `balance`).
     `unknown_words`: `_unknown_` training clips keep their own word as a class (`Splits.classes`);
-    `unknown_each_epoch`: every epoch draws its `_unknown_` clips anew (`Splits.draw`)."""
+    `unknown_each_epoch`: every epoch draws its `_unknown_` clips anew (`Splits.draw`);
+    `missing_ok`: a source may lack some of the keywords (as each of several sources may)."""
     from ..errors import KwsError, UserError
 
-    unknown = {"unknown_words": unknown_words, "unknown_each_epoch": unknown_each_epoch}
+    parts = [part for part in name.split("+") if part]
+    if len(parts) > 1:
+        options = {"task": task, "words": words, "seed": seed, "per_word": per_word, "unknown_words": unknown_words,
+                   "unknown_each_epoch": unknown_each_epoch, "progress": progress}
+        order = list(words) if words else list(speech_commands_keywords()) if task == "12" else None
+        return join([load_dataset(part, data_dir, missing_ok=True, **options) for part in parts], order, balance)
+    unknown = {"unknown_words": unknown_words, "unknown_each_epoch": unknown_each_epoch, "missing_ok": missing_ok}
     if name == "speech-commands":
         from . import speech_commands
 
@@ -100,6 +133,63 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
 
         return speech_commands.load(path, task, words, seed, **unknown)
     raise UserError(f"--dataset {name}: not speech-commands, synth, mnist, digits, nor a folder")
+
+
+def speech_commands_keywords() -> tuple[str, ...]:
+    from .speech_commands import KEYWORDS
+
+    return KEYWORDS
+
+
+def join(parts: list[Splits], order: list[str] | None = None, balance: float = 0.0) -> Splits:
+    """Several sources as one dataset: words of the same name are one label, the labels are their
+    union (`order` first, for the keywords), and every source keeps its own splits, so a source's
+    test clips are only ever tested on. `Splits.source_of` says where each row came from."""
+    from ..errors import UserError
+    from .speech_commands import NON_KEYWORDS, SILENCE
+
+    if len({p.kind for p in parts}) > 1:
+        raise UserError(f"--dataset: cannot join audio and images ({', '.join(p.name for p in parts)})")
+    names = [p.name for p in parts]
+    if len(set(names)) < len(names):
+        raise UserError(f"--dataset: a source is named twice ({'+'.join(names)})")
+    found = {label for p in parts for label in p.labels}
+    keywords = [w for w in (order or sorted(found)) if w in found and w not in NON_KEYWORDS]
+    labels = [label for label in NON_KEYWORDS if label in found] + keywords
+    if order and len(keywords) < len([w for w in order if w not in NON_KEYWORDS]):
+        absent = [w for w in order if w not in found]
+        raise UserError(f"--dataset {'+'.join(names)}: no source has the word(s) {', '.join(absent)}")
+    classes = None
+    if any(p.classes for p in parts):  # (the unknown words of every source, each a class)
+        fine = sorted({c for p in parts for c in (p.classes or []) if c not in p.labels})
+        classes = [label for label in labels if label == SILENCE] + fine + keywords
+
+    def joined(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        targets = classes if (classes and split == "train") else labels
+        xs, ys = [], []
+        for p in parts:
+            x, y = getattr(p, split)
+            own = p.classes if (p.classes and split == "train") else p.labels
+            remap = torch.tensor([targets.index(c) for c in own], dtype=torch.long)
+            xs.append(x)
+            ys.append(remap[y] if len(y) else y)
+        return torch.cat(xs), torch.cat(ys)
+
+    splits = {split: joined(split) for split in ("train", "val", "test")}
+    source_of = {split: torch.cat([torch.full((len(getattr(p, split)[1]),), i, dtype=torch.long)
+                                   for i, p in enumerate(parts)]) for split in ("train", "val", "test")}
+    draws = [(p.draw, offset) for p, offset in zip(parts, _offsets(parts)) if p.draw is not None]
+    draw = EpochDraw(torch.cat([d.rows + offset for d, offset in draws]), sum(d.per_epoch for d, _ in draws)) \
+        if draws else None
+    noises = [p.noise for p in parts if p.noise is not None]
+    return Splits("+".join(names), parts[0].kind, labels, splits["train"], splits["val"], splits["test"],
+                  noise=torch.cat(noises) if noises else None, info={"sources": [p.info for p in parts]},
+                  classes=classes, draw=draw, sources=names, source_of=source_of, balance=balance)
+
+
+def _offsets(parts: list[Splits]) -> list[int]:
+    sizes = [len(p.train[1]) for p in parts]
+    return [sum(sizes[:i]) for i in range(len(parts))]
 
 
 def build_synth(root: Path, config, progress: bool = True) -> Path:

@@ -54,8 +54,10 @@ def word_folders(root: Path) -> list[str]:
                   if p.is_dir() and not p.name.startswith((".", "_")) and any(p.glob("*.wav")))
 
 
-def task_words(root: Path, task: str = "12", words: list[str] | None = None) -> tuple[list[str], bool]:
-    """The keywords to recognise and whether `_silence_`/`_unknown_` classes are added."""
+def task_words(root: Path, task: str = "12", words: list[str] | None = None,
+               missing_ok: bool = False) -> tuple[list[str], bool]:
+    """The keywords to recognise and whether `_silence_`/`_unknown_` classes are added.
+    `missing_ok`: keep the keywords this folder has (one source among several may lack some, or all)."""
     available = word_folders(root)
     if words:
         chosen, extra = list(words), True
@@ -66,30 +68,54 @@ def task_words(root: Path, task: str = "12", words: list[str] | None = None) -> 
     else:
         raise UserError(f"unknown task {task!r}: use 12, 35, or --words a,b,c")
     missing = [w for w in chosen if w not in available]
-    if missing:
+    if missing and not missing_ok:
         raise UserError(f"{root}: no folder for the word(s) {', '.join(missing)}")
-    return chosen, extra
+    return [w for w in chosen if w in available], extra
+
+
+LISTS = {"val": "validation_list.txt", "test": "testing_list.txt"}
+
+
+def has_split_lists(root: Path) -> bool:
+    return all((root / name).is_file() for name in LISTS.values())
+
+
+def hash_split(rel: str, val_percent: float = 10.0, test_percent: float = 10.0) -> str:
+    """The split of a clip in a folder without split lists, from a hash of its speaker's name (the
+    part before `_nohash_`, else the file name): the same on every machine and every run, and one
+    speaker's clips stay together, as Speech Commands' own lists keep them."""
+    import hashlib
+
+    name = Path(rel).name
+    speaker = name.split("_nohash_")[0] if "_nohash_" in name else Path(name).stem
+    bucket = int(hashlib.sha1(f"kws/{speaker}".encode()).hexdigest()[:8], 16) % 10000 / 100
+    return "val" if bucket < val_percent else "test" if bucket < val_percent + test_percent else "train"
 
 
 def split_lists(root: Path) -> dict[str, list[str]]:
-    """Relative clip paths per split, from the two list files; the rest is training."""
-    listed = {}
-    for split, fname in (("val", "validation_list.txt"), ("test", "testing_list.txt")):
-        f = root / fname
-        if not f.is_file():
-            raise UserError(f"{root}: missing {fname}; is this a Speech Commands folder?")
-        listed[split] = {line.strip() for line in f.read_text().splitlines() if line.strip()}
+    """Relative clip paths per split, from the two list files (the rest is training); a folder
+    with neither, such as a user's own recordings, is split by `hash_split`."""
+    listed: dict[str, set[str]] | None = None
+    if has_split_lists(root):
+        listed = {split: {line.strip() for line in (root / name).read_text().splitlines() if line.strip()}
+                  for split, name in LISTS.items()}
+    elif any((root / name).is_file() for name in LISTS.values()):
+        missing = next(name for name in LISTS.values() if not (root / name).is_file())
+        raise UserError(f"{root}: has one split list but not {missing}; give both, or neither to split by hash")
     out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     for word in word_folders(root):
         for wav in sorted((root / word).glob("*.wav")):
             rel = f"{word}/{wav.name}"
-            out["val" if rel in listed["val"] else "test" if rel in listed["test"] else "train"].append(rel)
+            if listed is None:
+                out[hash_split(rel)].append(rel)
+            else:
+                out["val" if rel in listed["val"] else "test" if rel in listed["test"] else "train"].append(rel)
     return out
 
 
 def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int = 0,
          silence_percent: float = 10.0, unknown_percent: float = 10.0, name: str | None = None,
-         unknown_words: bool = False, unknown_each_epoch: bool = False) -> Splits:
+         unknown_words: bool = False, unknown_each_epoch: bool = False, missing_ok: bool = False) -> Splits:
     """Decode a corpus in the Speech Commands layout into int16 tensors, one row per 1-s clip.
 
     For the 12-class task, `_unknown_` clips are drawn from the other words and `_silence_` clips are
@@ -103,7 +129,7 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: no such dataset folder")
-    keywords, extra = task_words(root, task, words)
+    keywords, extra = task_words(root, task, words, missing_ok)
     labels = ([SILENCE, UNKNOWN] if extra else []) + keywords
     index = {w: i for i, w in enumerate(labels)}
     classes = None
@@ -134,7 +160,8 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
             y += [target[SILENCE]] * n_silence
         splits[split] = (torch.from_numpy(audio), torch.tensor(y, dtype=torch.long))
     if len(splits["train"][1]) == 0:
-        raise UserError(f"{root}: no training clips for {', '.join(keywords)}")
+        asked = ", ".join(keywords or words or KEYWORDS)
+        raise UserError(f"{root}: no training clips for {asked}")
     return Splits(name or root.name, "audio", labels, splits["train"], splits["val"], splits["test"],
                   noise=torch.from_numpy(noise) if len(noise) else None, info={"root": str(root), "task": task},
                   classes=classes, draw=draw)

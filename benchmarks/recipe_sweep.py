@@ -1,0 +1,77 @@
+"""Choose a recipe on validation: train variants of one recipe and keep their validation scores.
+
+    python benchmarks/recipe_sweep.py --dataset ../shared/data/speech-commands-subset \
+        --words yes,no,up,down,left,right,stop --recipe speech-commands \
+        --variant base --variant pool:time_pool=1 --variant two:members=2,time_pool=1 --seed 0 --seed 1
+
+Each variant (`NAME:FIELD=VALUE,…`, fields as `kws.recipes.parse_changes` reads them) trains
+through `kws.train.run` at each seed. A row records the best epoch's validation accuracy (the
+checkpoint a user gets), the last epoch's, and the training time; the trainer also scores the
+test split, but the row leaves it out, so that a choice made from these rows never saw it.
+Rows are appended to benchmarks/recipe_sweep.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kws.errors import UserError  # noqa: E402
+from kws.recipes import parse_changes, resolve  # noqa: E402
+from kws.train import run  # noqa: E402
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    name, _, fields = text.partition(":")
+    return name, [f for f in fields.split(",") if f]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--words", default=None, help="keywords, e.g. yes,no,stop [default: the 12-class task]")
+    parser.add_argument("--recipe", default=None, help="the recipe the variants change [default: the data's own]")
+    parser.add_argument("--variant", action="append", required=True, metavar="NAME:FIELD=VALUE,…")
+    parser.add_argument("--seed", action="append", type=int, default=None)
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "sweep")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "recipe_sweep.json")
+    args = parser.parse_args()
+    words = args.words.split(",") if args.words else None
+    summary: dict[str, list[float]] = {}
+    for text in args.variant:
+        name, fields = parse_variant(text)
+        try:
+            dataset, recipe = resolve(args.dataset, args.recipe, **parse_changes(fields))
+        except (ValueError, UserError) as e:
+            sys.exit(f"--variant {text}: {e}")
+        for seed in args.seed or [0]:
+            out = args.runs / f"{Path(dataset).name}-{name}-s{seed}"
+            start = time.perf_counter()
+            metrics = run(dataset, recipe, out, data_dir=args.data_dir, words=words, seed=seed, progress=False)
+            row = {"dataset": dataset, "words": args.words, "recipe": recipe.name, "variant": name, "changes": fields,
+                   "seed": seed, "val_accuracy": round(metrics["val_accuracy"], 4),
+                   "last_val_accuracy": round(metrics["history"][-1]["val_accuracy"], 4),
+                   "best_epoch": metrics["best_epoch"], "epochs": recipe.epochs,
+                   "train_seconds": metrics["train_seconds"], "wall_seconds": round(time.perf_counter() - start, 1),
+                   "samples": metrics["samples"]}
+            rows = json.loads(args.results.read_text()) if args.results.exists() else []  # read late
+            args.results.write_text(json.dumps(rows + [row], indent=2) + "\n")
+            summary.setdefault(name, []).append(row["val_accuracy"])
+            print(f"{name:<16} seed {seed}: val {row['val_accuracy']:.4f} (last {row['last_val_accuracy']:.4f}, "
+                  f"best epoch {row['best_epoch']}/{recipe.epochs}), {row['train_seconds']:.0f} s of training",
+                  flush=True)
+    for name, scores in summary.items():
+        spread = f" ± {statistics.stdev(scores):.4f}" if len(scores) > 1 else ""
+        print(f"{name:<16} mean val {statistics.mean(scores):.4f}{spread} over {len(scores)} seed(s)")
+
+
+if __name__ == "__main__":
+    main()
