@@ -351,7 +351,12 @@ def evaluate(
     typer.echo(f"{'label':>12}  precision  recall  support")
     for label, r in result["per_class"].items():
         typer.echo(f"{label:>12}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['support']:7d}")
-    if result.get("skipped"):
+    if result.get("unknown_words"):
+        u = result["unknown_words"]
+        taken = ", ".join(f"{k} {v}" for k, v in list(u["taken_for"].items())[:6]) or "none"
+        typer.echo(f"words the model does not know ({', '.join(result['skipped'])}): {u['rejected']:.1%} of "
+                   f"{u['count']} clips rejected as _unknown_ or _silence_; the rest taken for: {taken}")
+    elif result.get("skipped"):
         typer.echo(f"not scored (words the model does not know): {', '.join(result['skipped'])}")
     typer.echo(f"confusion matrix: {png}")
 

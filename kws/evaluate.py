@@ -43,12 +43,13 @@ def evaluate_on(model: Classifier, meta: dict, dataset: str | None, data_dir, sp
     """Score `model` on a named dataset's split, or on every clip of a folder of word-named folders.
 
     A plain folder (no split lists, such as real recordings sorted by word) is scored whole, on the
-    words the model knows; the others are listed as skipped.
+    words the model knows; the others are listed as skipped and, for a model with `_unknown_`,
+    scored by how many of their clips it rejects (`rejection`).
     """
     from pathlib import Path
 
     from .datasets import load_dataset
-    from .datasets.speech_commands import NON_KEYWORDS, decode_clips, has_split_lists, word_folders
+    from .datasets.speech_commands import NON_KEYWORDS, UNKNOWN, decode_clips, has_split_lists, word_folders
     from .errors import UserError
 
     if not dataset:
@@ -83,8 +84,31 @@ def evaluate_on(model: Classifier, meta: dict, dataset: str | None, data_dir, sp
     probs = predict(model, x)
     result = report(y, probs.argmax(1), model.labels)
     out = {"dataset": name, "split": "all" if whole else split, "labels": model.labels, "skipped": skipped, **result}
+    if whole and skipped and UNKNOWN in model.labels:
+        out["unknown_words"] = rejection(model, {w: sorted((path / w).glob("*.wav")) for w in skipped})
     if sources:  # joined sources: each one's own figure too
         of, right = splits.source_of[split], probs.argmax(1) == y
         out["per_source"] = {source: {"accuracy": float(right[of == i].float().mean()) if (of == i).any() else 0.0,
                                       "count": int((of == i).sum())} for i, source in enumerate(sources)}
     return out
+
+
+def rejection(model: Classifier, files: dict[str, list]) -> dict:
+    """How a model answers clips of words it does not know, which should come out `_unknown_`:
+    the share rejected (answered `_unknown_` or `_silence_`), and the keywords the rest were taken for."""
+    from .datasets.speech_commands import NON_KEYWORDS, decode_clips
+
+    paths = [f for clips in files.values() for f in clips]
+    answers = predict(model, torch.from_numpy(decode_clips(paths))).argmax(1).tolist()
+    said = [model.labels[a] for a in answers]
+    per_word, start = {}, 0
+    for word, clips in files.items():
+        mine = said[start:start + len(clips)]
+        start += len(clips)
+        per_word[word] = {"count": len(mine), "rejected": sum(a in NON_KEYWORDS for a in mine) / max(1, len(mine))}
+    taken: dict[str, int] = {}
+    for answer in said:
+        if answer not in NON_KEYWORDS:
+            taken[answer] = taken.get(answer, 0) + 1
+    return {"count": len(said), "rejected": sum(a in NON_KEYWORDS for a in said) / max(1, len(said)),
+            "taken_for": dict(sorted(taken.items(), key=lambda kv: -kv[1])), "per_word": per_word}

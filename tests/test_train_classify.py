@@ -119,6 +119,28 @@ def test_evaluate_reports_and_draws(trained_run, small_corpus, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_evaluate_a_plain_folder_scores_words_the_model_does_not_know_as_rejections(trained_run, small_corpus,
+                                                                                    tmp_path):
+    import shutil
+
+    folder = tmp_path / "recordings"
+    for word in ("yes", "bed", "house"):  # a keyword, and two words behind _unknown_
+        (folder / word).mkdir(parents=True)
+        for clip in _held_out(small_corpus, word, 6):
+            shutil.copy(clip, folder / word / clip.name)
+    r = kws("evaluate", "--model", trained_run / "model.pt", "--dataset", folder, "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["count"] == 6 and report["skipped"] == ["bed", "house"]
+    unknown = report["unknown_words"]
+    assert unknown["count"] == 12 and set(unknown["per_word"]) == {"bed", "house"}
+    assert round(unknown["rejected"] * 12) + sum(unknown["taken_for"].values()) == 12
+    assert set(unknown["taken_for"]) <= {"yes", "no", "stop"}
+    assert unknown["rejected"] >= 0.5  # (the model was taught these words as _unknown_)
+    text = kws("evaluate", "--model", trained_run / "model.pt", "--dataset", folder)
+    assert "words the model does not know (bed, house)" in text.stdout and "rejected" in text.stdout
+
+
 def test_sigterm_saves_and_resume_reaches_the_same_weights(small_corpus, tmp_path):
     import signal
 
