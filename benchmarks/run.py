@@ -1,7 +1,7 @@
 """Measure kws on this machine, each figure beside its reference, and write benchmarks/results.json.
 
     python benchmarks/run.py                  # everything (MNIST takes a few minutes on 2 cores)
-    python benchmarks/run.py --only stream    # one section: frontend, data, training, inference, onnx,
+    python benchmarks/run.py --only stream    # one section: frontend, data, training, inference, onnx, scale,
                                               # stream, mnist
 
 Real clips and MNIST are read from ../shared/data (or --data); sections whose data is missing are
@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -238,8 +239,35 @@ def bench_mnist(data: Path) -> dict:
             "train_samples": metrics["samples"]["train"]}
 
 
+def bench_scale(data: Path) -> dict:
+    """The `speech-commands` recipe at the full dataset's size: one epoch over as many training
+    clips as Speech Commands v0.02 has for the 12-class task (about 85,000; `$KWS_SCALE_CLIPS`),
+    here noise and tones made in memory, so the figure is the trainer's cost, not the disk's."""
+    from kws.datasets import Splits
+    from kws.recipes import resolve
+    from kws.train import run
+
+    n = int(os.environ.get("KWS_SCALE_CLIPS", 85_000))
+    labels = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randint(0, len(labels), (n,), generator=gen)
+    t = torch.arange(16000) / 16000
+    x = (3000 * torch.sin(2 * torch.pi * (200 + 100 * y).unsqueeze(1) * t) +
+         300 * torch.randn(n, 16000, generator=gen)).to(torch.int16)
+    small = slice(0, max(1, n // 100))
+    splits = Splits("scale", "audio", labels, (x, y), (x[small], y[small]), (x[small], y[small]),
+                    noise=torch.randn(16000 * 30, generator=gen) * 0.1)
+    _, recipe = resolve("speech-commands")
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = run(splits, replace(recipe, epochs=1), Path(tmp), data_dir=data, progress=False)
+    epoch = metrics["train_seconds"]
+    return {"recipe": recipe.name, "train_clips": n, "seconds_per_epoch": round(epoch, 1),
+            "clips_per_second": round(n / epoch), "projected_run_minutes": round(epoch * recipe.epochs / 60, 1),
+            "epochs": recipe.epochs, "members": recipe.members}
+
+
 SECTIONS = {"frontend": bench_frontend, "data": bench_data, "training": None, "inference": bench_inference,
-            "onnx": bench_onnx, "stream": bench_stream, "mnist": bench_mnist}
+            "onnx": bench_onnx, "stream": bench_stream, "mnist": bench_mnist, "scale": bench_scale}
 
 
 def main() -> None:

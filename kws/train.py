@@ -51,11 +51,12 @@ class Interrupted(Exception):
         self.run_dir = run_dir
 
 
-def run(dataset: str, recipe: Recipe, out: Path | None = None, *, data_dir: Path, task: str = "12",
+def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_dir: Path, task: str = "12",
         words: list[str] | None = None, seed: int = 0, device: str = "auto", resume: bool = False,
         log: Callable[[str], None] | None = None, progress: bool = True) -> dict:
-    """Train what `recipe` says on `dataset` and write the run folder; returns the metrics (with
-    `run_dir`), or {} on the ranks of a distributed run other than the first.
+    """Train what `recipe` says on `dataset` (a `--dataset` string, or tensors already loaded) and
+    write the run folder; returns the metrics (with `run_dir`), or {} on the ranks of a distributed
+    run other than the first.
 
     The one place where a recipe becomes a frontend, an augmentation, a net and a loop, so the
     command line, the benchmarks and the tests all train the same way. `log` gets one line for the
@@ -78,9 +79,12 @@ def run(dataset: str, recipe: Recipe, out: Path | None = None, *, data_dir: Path
     say = log if (log and main) else (lambda line: None)
     if not main:  # rank 0 downloads or builds the data first; the others then read it
         distributed.barrier()
-    splits = load_dataset(dataset, data_dir, task=task, words=words, seed=seed, per_word=recipe.per_word,
-                          unknown_words=recipe.unknown_words, unknown_each_epoch=recipe.unknown_each_epoch,
-                          balance=recipe.source_balance, progress=progress and main)
+    if isinstance(dataset, Splits):
+        splits, dataset = dataset, dataset.name
+    else:
+        splits = load_dataset(dataset, data_dir, task=task, words=words, seed=seed, per_word=recipe.per_word,
+                              unknown_words=recipe.unknown_words, unknown_each_epoch=recipe.unknown_each_epoch,
+                              balance=recipe.source_balance, progress=progress and main)
     if main:
         distributed.barrier()
     if UNKNOWN not in splits.labels:  # asked for by a flag, not by the recipe (every rank stops alike)
