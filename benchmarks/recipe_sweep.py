@@ -8,6 +8,8 @@ Each variant (`NAME:FIELD=VALUE,…`, fields as `kws.recipes.parse_changes` read
 through `kws.train.run` at each seed. A row records the best epoch's validation accuracy (the
 checkpoint a user gets), the last epoch's, and the training time; the trainer also scores the
 test split, but the row leaves it out, so that a choice made from these rows never saw it.
+`--also DATASET` scores each model on another dataset's validation split too (the real subset,
+for a recipe trained on synthetic speech), and a dataset joined with + is scored source by source.
 Rows are appended to benchmarks/recipe_sweep.json.
 """
 
@@ -23,7 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from kws.checkpoint import load_model  # noqa: E402
 from kws.errors import UserError  # noqa: E402
+from kws.evaluate import evaluate_on  # noqa: E402
 from kws.recipes import parse_changes, resolve  # noqa: E402
 from kws.train import run  # noqa: E402
 
@@ -40,6 +44,8 @@ def main() -> None:
     parser.add_argument("--recipe", default=None, help="the recipe the variants change [default: the data's own]")
     parser.add_argument("--variant", action="append", required=True, metavar="NAME:FIELD=VALUE,…")
     parser.add_argument("--seed", action="append", type=int, default=None)
+    parser.add_argument("--also", action="append", default=[], metavar="DATASET",
+                        help="score each model on this dataset's validation split too")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "sweep")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "recipe_sweep.json")
@@ -62,12 +68,18 @@ def main() -> None:
                    "best_epoch": metrics["best_epoch"], "epochs": recipe.epochs,
                    "train_seconds": metrics["train_seconds"], "wall_seconds": round(time.perf_counter() - start, 1),
                    "samples": metrics["samples"]}
+            model, meta = load_model(out / "model.pt")
+            for other in ([dataset] if "+" in dataset else []) + args.also:
+                scored = evaluate_on(model, meta, other, args.data_dir, "val")
+                row.setdefault("val_on", {})[other] = round(scored["accuracy"], 4)
+                for source, r in scored.get("per_source", {}).items():
+                    row["val_on"][f"{other} · {source}"] = round(r["accuracy"], 4)
             rows = json.loads(args.results.read_text()) if args.results.exists() else []  # read late
             args.results.write_text(json.dumps(rows + [row], indent=2) + "\n")
             summary.setdefault(name, []).append(row["val_accuracy"])
             print(f"{name:<16} seed {seed}: val {row['val_accuracy']:.4f} (last {row['last_val_accuracy']:.4f}, "
-                  f"best epoch {row['best_epoch']}/{recipe.epochs}), {row['train_seconds']:.0f} s of training",
-                  flush=True)
+                  f"best epoch {row['best_epoch']}/{recipe.epochs}), {row['train_seconds']:.0f} s of training"
+                  + "".join(f"; {k} {v:.4f}" for k, v in row.get("val_on", {}).items()), flush=True)
     for name, scores in summary.items():
         spread = f" ± {statistics.stdev(scores):.4f}" if len(scores) > 1 else ""
         print(f"{name:<16} mean val {statistics.mean(scores):.4f}{spread} over {len(scores)} seed(s)")

@@ -188,8 +188,9 @@ def say(
 @app.command()
 def train(
     dataset: Optional[str] = typer.Option(
-        None, help="speech-commands (downloads 2.4 GB), synth (offline), mnist, digits, or a folder of word "
-        "clips in the Speech Commands layout [default: the recipe's own data, else speech-commands]."),
+        None, help="speech-commands (downloads 2.4 GB), synth (offline), mnist, digits, a folder of word clips "
+        "(Speech Commands layout, or your own: split by hash), or several joined with +, e.g. synth+~/my_clips "
+        "[default: the recipe's own data, else speech-commands]."),
     recipe: Optional[str] = typer.Option(
         None, help=f"Every training choice at once: {', '.join(RECIPE_NAMES)} (kws recipes shows "
         "them) [default: what the data is: a corpus built by kws synth gets synth, wherever it lives]."),
@@ -220,6 +221,8 @@ def train(
     unknown_each_epoch: Optional[bool] = typer.Option(None, "--unknown-each-epoch/--no-unknown-each-epoch",
                                                       help="Draw the _unknown_ clips anew every epoch."),
     unknown_weight: Optional[float] = typer.Option(None, min=0.0, help="_unknown_'s weight in the loss."),
+    source_balance: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Sources joined with +: 0 shows "
+                                                   "each row once an epoch, 1 an equal share of each source."),
     per_word: Optional[int] = typer.Option(None, min=10, help="Clips per word when the synth corpus is built."),
 ) -> None:
     """Train a model by a recipe, keep its best epoch, and report test accuracy.
@@ -235,7 +238,7 @@ def train(
     dataset, chosen = resolve(dataset, recipe, preset=model, members=members, time_pool=time_pool, epochs=epochs,
                               batch_size=batch_size, lr=lr, augment=augment, spec_augment=spec_augment, norm=norm,
                               unknown_words=unknown_words, unknown_each_epoch=unknown_each_epoch,
-                              unknown_weight=unknown_weight, per_word=per_word)
+                              unknown_weight=unknown_weight, source_balance=source_balance, per_word=per_word)
     try:
         metrics = run(dataset, chosen, out, data_dir=paths.data_dir(data_dir), task=task, words=_words(words), seed=seed,
                       device=device, resume=resume, log=_info, progress=sys.stderr.isatty())
