@@ -63,6 +63,7 @@ def main() -> None:
             start = time.perf_counter()
             metrics = run(dataset, recipe, out, data_dir=args.data_dir, words=words, seed=seed, progress=False)
             row = {"dataset": dataset, "words": args.words, "recipe": recipe.name, "variant": name, "changes": fields,
+                   "resolved": recipe.line(),
                    "seed": seed, "val_accuracy": round(metrics["val_accuracy"], 4),
                    "last_val_accuracy": round(metrics["history"][-1]["val_accuracy"], 4),
                    "best_epoch": metrics["best_epoch"], "epochs": recipe.epochs,

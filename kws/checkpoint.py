@@ -50,6 +50,11 @@ def save_model(model: Classifier, path: Path, **extra: object) -> None:
                  "state_dict": model.state_dict(), **extra}, path)
 
 
+def add_to(path: Path, **extra: object) -> None:
+    """Write more metadata into a saved checkpoint (what is learnt about it after training)."""
+    atomic_save({**read(path), **extra}, path)
+
+
 def read(path: Path) -> dict:
     """Load a checkpoint file as plain data, with one clear message for every way it can be wrong."""
     path = Path(path)

@@ -329,8 +329,20 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Confusion-matrix PNG [default: next to the model]."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     data_dir: Optional[Path] = DataDir,
+    stream: bool = typer.Option(False, "--stream", help="Score the streaming engine of listen and detect: recall "
+                                "and false accepts per hour on a long recording built from the split's clips."),
+    minutes: float = typer.Option(20.0, min=1.0, help="--stream: how long the built recording is."),
+    seed: int = typer.Option(0, help="--stream: which recording is built (placement, noise, levels)."),
+    recording: Optional[Path] = typer.Option(None, help="--stream: your own recording instead (any audio file)."),
+    truth: Optional[Path] = typer.Option(None, help="--stream with --recording: a JSON list of "
+                                         "{label, start, end} in seconds, one per word said."),
+    target_fa_per_hour: Optional[float] = typer.Option(None, min=0.0, help="--stream: also report recall at "
+                                                       "this rate of false accepts per hour."),
+    threshold: Optional[float] = typer.Option(None, help="--stream: the threshold to report "
+                                              "[default: the one listen uses]."),
 ) -> None:
-    """Accuracy, per-class precision and recall, and a confusion-matrix picture."""
+    """Accuracy, per-class precision and recall, and a confusion-matrix picture; or, with --stream,
+    recall against false accepts per hour, the figure that matters for listen."""
     from . import paths
     from .checkpoint import load_model
     from .evaluate import evaluate_on
@@ -341,6 +353,10 @@ def evaluate(
     if split not in ("train", "val", "test"):
         raise UserError(f"--split {split}: use train, val or test")
     name = dataset or meta.get("train_args", {}).get("dataset") or meta.get("dataset")
+    if stream or recording is not None:
+        _evaluate_stream(net, meta, ckpt, name, paths.data_dir(data_dir), split, minutes, seed, recording, truth,
+                         target_fa_per_hour, threshold, out, as_json)
+        return
     result = evaluate_on(net, meta, name, paths.data_dir(data_dir), split)
     short = "+".join(Path(part).name for part in str(name).split("+"))
     png = out or ckpt.parent / f"confusion-{short}-{split}.png"
@@ -362,6 +378,43 @@ def evaluate(
     elif result.get("skipped"):
         typer.echo(f"not scored (words the model does not know): {', '.join(result['skipped'])}")
     typer.echo(f"confusion matrix: {png}")
+
+
+def _evaluate_stream(net, meta: dict, ckpt: Path, name: Optional[str], data_dir: Path, split: str, minutes: float,
+                     seed: int, recording: Optional[Path], truth: Optional[Path], target: Optional[float],
+                     threshold: Optional[float], out: Optional[Path], as_json: bool) -> None:
+    from .evaluate import stream_on
+    from .plots import stream_png
+
+    if (recording is None) != (truth is None):
+        raise UserError("--recording and --truth go together: a recording and the words said in it")
+    if recording is not None and not recording.is_file():
+        raise UserError(f"--recording {recording}: no such file")
+    config = _detector_config(threshold if threshold is not None else _default_threshold(meta), 100.0, None)
+    result = stream_on(net, meta, name, data_dir, split, minutes, seed, recording, truth, config,
+                       (target,) if target is not None else ())
+    short = recording.stem if recording is not None else "+".join(Path(p).name for p in str(name).split("+"))
+    png = out or ckpt.parent / f"stream-{short}-{split}.png"
+    stream_png(result["curve"], png, f"{short} · {result['minutes']:g} min", marked=config.threshold)
+    if as_json:
+        typer.echo(json.dumps({**result, "png": str(png)}, indent=2))
+        return
+    typer.echo(f"{result['dataset']}: {result['minutes']:g} min, {result['keywords']} keywords and "
+               f"{result['other_words']} other words")
+    p = result["at_threshold"]
+    typer.echo(f"  threshold {p['threshold']:g}: recall {p['recall']:.1%}, {p['fa_per_hour']:.1f} false accepts/hour")
+    for rate, q in result["at_rates"].items():
+        line = (f"recall {q['recall']:.1%} at threshold {q['threshold']:g} ({q['fa_per_hour']:.1f}/hour)" if q
+                else "no threshold of the sweep gets that low")
+        typer.echo(f"  at most {rate} false accepts/hour: {line}")
+    typer.echo(f"curve: {png}")
+
+
+def _default_threshold(meta: dict) -> float:
+    """The threshold a model was calibrated to, else the engine's own default."""
+    from .stream import DetectorConfig
+
+    return float(meta.get("calibration", {}).get("threshold", DetectorConfig().threshold))
 
 
 # ----------------------------------------------------------------------------------------- export
@@ -483,24 +536,40 @@ def _detector_config(threshold: float, hop: float, keywords: Optional[str]):
     return DetectorConfig(hop_ms=hop, threshold=threshold, keywords=tuple(_words(keywords) or ()) or None)
 
 
-def _stream_detector(model: Optional[Path], config):
+def _stream_detector(model: Optional[Path], threshold: Optional[float], hop: float, keywords: Optional[str]):
+    """The streaming engine for `detect` and `listen`, at `threshold` or else the model's own
+    calibrated one, and a line saying which threshold it uses and why."""
     from .checkpoint import load_any
     from .stream import StreamingDetector
 
-    net, _ = load_any(_checkpoint(model))
+    net, meta = load_any(_checkpoint(model))
     if net.kind != "audio":
         raise UserError("this is an image model; listening needs an audio model")
+    calibration = meta.get("calibration")
+    chosen = threshold if threshold is not None else _default_threshold(meta)
+    if threshold is not None:
+        why = "as asked"
+    elif calibration:
+        why = (f"calibrated: recall {calibration['recall']:.0%} at {calibration['fa_per_hour']:.1f} false "
+               f"accepts/hour on {calibration['minutes']:g} min of validation stream")
+    else:
+        why = "the default; this model has no calibrated threshold"
     try:
-        return StreamingDetector(net, config)
+        detector = StreamingDetector(net, _detector_config(chosen, hop, keywords))
     except ValueError as e:
         raise UserError(f"--keywords: {e}") from None
+    return detector, f"threshold {chosen:g} ({why})"
+
+
+ThresholdOpt = typer.Option(None, help="Smoothed probability that counts as a detection [default: the one the "
+                            "model was calibrated to in training, else 0.7].")
 
 
 @app.command()
 def detect(
     files: List[Path] = typer.Argument(..., help="Recordings of any length, rate or channel count."),
     model: Optional[Path] = RunModelOpt,
-    threshold: float = typer.Option(0.7, help="Smoothed probability that counts as a detection."),
+    threshold: Optional[float] = ThresholdOpt,
     hop: float = typer.Option(100.0, help="Milliseconds between scorings of the last second."),
     keywords: Optional[str] = typer.Option(None, help="Report only these words, e.g. yes,stop."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line: file, time, label, score."),
@@ -509,8 +578,8 @@ def detect(
     from .audio import stream_audio
     from .stream import detect_chunks
 
-    config = _detector_config(threshold, hop, keywords)
-    detector = _stream_detector(model, config)
+    detector, _ = _stream_detector(model, threshold, hop, keywords)
+    config = detector.config
     failed = 0
     for f in files:
         try:  # decoded in blocks: an hour-long recording needs no more memory than a minute
@@ -530,7 +599,7 @@ def detect(
 def listen(
     model: Optional[Path] = RunModelOpt,
     device: Optional[str] = typer.Option(None, help="Input device index or part of its name [default: system default]."),
-    threshold: float = typer.Option(0.7, help="Smoothed probability that counts as a detection."),
+    threshold: Optional[float] = ThresholdOpt,
     hop: float = typer.Option(100.0, help="Milliseconds between scorings of the last second."),
     keywords: Optional[str] = typer.Option(None, help="Report only these words, e.g. yes,stop."),
     duration: Optional[float] = typer.Option(None, min=0.1, help="Stop after this many seconds [default: Ctrl-C]."),
@@ -541,7 +610,8 @@ def listen(
 
     Every hop (100 ms) the model scores the last second; scores are averaged over 500 ms, a keyword
     is reported when its average reaches the threshold, and the same keyword is then ignored for
-    1 s. _silence_ and _unknown_ are never reported.
+    1 s. _silence_ and _unknown_ are never reported. The first line says which threshold is used:
+    by default the one training calibrated (kws evaluate --stream measures others).
     """
     from .listen import input_devices, resolve_device, stream_microphone
 
@@ -552,8 +622,9 @@ def listen(
         for i, name, channels, rate in found:
             typer.echo(f"{i:>3}  {name}  ({channels} ch, {rate:.0f} Hz)")
         return
-    detector = _stream_detector(model, _detector_config(threshold, hop, keywords))
+    detector, using = _stream_detector(model, threshold, hop, keywords)
     dev = resolve_device(device)
+    _info(f"listening with {using}")
     found: list = []
     live = None
     if not as_json and sys.stdout.isatty():

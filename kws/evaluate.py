@@ -112,3 +112,61 @@ def rejection(model: Classifier, files: dict[str, list]) -> dict:
             taken[answer] = taken.get(answer, 0) + 1
     return {"count": len(said), "rejected": sum(a in NON_KEYWORDS for a in said) / max(1, len(said)),
             "taken_for": dict(sorted(taken.items(), key=lambda kv: -kv[1])), "per_word": per_word}
+
+
+def stream_on(model: Classifier, meta: dict, dataset: str | None, data_dir, split: str = "test",
+              minutes: float = 20.0, seed: int = 0, recording=None, truth=None, config=None,
+              rates: tuple[float, ...] = ()) -> dict:
+    """Recall and false accepts per hour of the streaming engine: on a recording built from a
+    split's clips over the dataset's noise (`wakeword.build_stream`), or on `recording` and its
+    `truth`; one run of the model, every threshold of the sweep scored."""
+    from . import wakeword
+    from .audio import SAMPLE_RATE, load_audio
+    from .stream import DetectorConfig
+
+    config = config or DetectorConfig()
+    if recording is not None:
+        audio, events, name = load_audio(recording), wakeword.read_truth(truth), str(recording)
+    else:
+        x, y, noise, name = _clips_for_stream(model, meta, dataset, data_dir, split)
+        audio, events = wakeword.build_stream(x, model.labels, y, noise, minutes, seed)
+    points = wakeword.sweep(model, audio, events, config)
+    return {"dataset": name, "split": None if recording is not None else split, "seed": seed,
+            "minutes": round(len(audio) / SAMPLE_RATE / 60, 2),
+            "keywords": sum(e.label in model.labels and e.label not in wakeword.NON_KEYWORDS for e in events),
+            "other_words": sum(e.label not in model.labels or e.label in wakeword.NON_KEYWORDS for e in events),
+            **wakeword.summary(points, config.threshold, tuple(sorted({*wakeword.RATES, *rates}))), "curve": points}
+
+
+def _clips_for_stream(model: Classifier, meta: dict, dataset: str | None, data_dir, split: str):
+    """1-s clips, their targets among the model's labels, and the noise to lay them over. A plain
+    folder gives all its clips, the words the model does not know as `_unknown_`."""
+    from pathlib import Path
+
+    from .datasets import load_dataset
+    from .datasets.speech_commands import NON_KEYWORDS, SILENCE, UNKNOWN, decode_clips, has_split_lists
+    from .datasets.speech_commands import load_noise, word_folders
+    from .errors import UserError
+
+    if model.kind != "audio":
+        raise UserError("--stream: streaming needs an audio model")
+    if not dataset:
+        raise UserError("--dataset: the checkpoint does not say which dataset it was trained on; name one")
+    path = Path(dataset)
+    if path.is_dir() and not has_split_lists(path):
+        unknown = model.labels.index(UNKNOWN) if UNKNOWN in model.labels else None
+        files = [(wav, model.labels.index(w) if w in model.labels else unknown)
+                 for w in word_folders(path) for wav in sorted((path / w).glob("*.wav"))]
+        files = [(f, t) for f, t in files if t is not None]
+        noise = load_noise(path)
+        return (torch.from_numpy(decode_clips([f for f, _ in files])), torch.tensor([t for _, t in files]),
+                torch.from_numpy(noise) if len(noise) else None, str(path))
+    keywords = [label for label in model.labels if label not in NON_KEYWORDS]
+    extra = len(keywords) != len(model.labels)
+    seed = int(meta.get("train_args", {}).get("train_config", {}).get("seed", 0))
+    splits = load_dataset(dataset, data_dir, task="12" if extra else "35", words=keywords if extra else None,
+                          missing_ok=True, seed=seed)
+    x, y = getattr(splits, split)
+    to_model = torch.tensor([model.labels.index(label) for label in splits.labels], dtype=torch.long)
+    keep = torch.tensor([splits.labels[t] != SILENCE for t in y.tolist()], dtype=torch.bool)
+    return x[keep], to_model[y[keep]], splits.noise, splits.name

@@ -42,6 +42,29 @@ def confusion_png(matrix: list[list[int]], labels: list[str], path: Path, title:
     return path
 
 
+def stream_png(points: list[dict], path: Path, title: str = "Streaming", marked: float | None = None) -> Path:
+    """The detector's trade-off: false rejects against false accepts per hour, one point per threshold."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=100)
+    ordered = sorted(points, key=lambda p: p["fa_per_hour"])
+    ax.plot([p["fa_per_hour"] for p in ordered], [1 - p["recall"] for p in ordered], marker=".", lw=1)
+    if marked is not None:
+        point = min(points, key=lambda p: abs(p["threshold"] - marked))
+        ax.plot([point["fa_per_hour"]], [1 - point["recall"]], "o", color="tab:red",
+                label=f"threshold {point['threshold']:g}")
+        ax.legend()
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("false accepts per hour")
+    ax.set_ylabel("false-reject rate (keywords missed)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def curves_png(history: list[dict], path: Path, title: str = "Training") -> Path:
     plt = _pyplot()
     epochs = [r["epoch"] for r in history]

@@ -40,6 +40,13 @@ class Detection:
         return {"time": round(self.time, 3), "label": self.label, "score": round(self.score, 4)}
 
 
+@dataclass(frozen=True)
+class Candidate:
+    label: int  # index into the model's labels
+    score: float  # its smoothed probability
+    heard: float  # when it was said (see `candidate`)
+
+
 class StreamingDetector:
     """Feed audio chunks of any size (float32, 16 kHz mono); get detections back as they happen."""
 
@@ -93,29 +100,41 @@ class StreamingDetector:
 
     def decide(self, end_time: float, probs: torch.Tensor) -> list[Detection]:
         """One scored window ending at `end_time` seconds → zero or one detection."""
+        return self.fire(end_time, self.candidate(end_time, probs))
+
+    def candidate(self, end_time: float, probs: torch.Tensor) -> Candidate | None:
+        """Smooth the recent scores; the reportable label that leads them, if any (no threshold yet)."""
         c = self.config
         self.recent.append((end_time, probs))
         while self.recent and self.recent[0][0] <= end_time - c.average_ms / 1000:
             self.recent.popleft()
-        stacked = torch.stack([p for _, p in self.recent])
-        smooth = stacked.mean(0)
+        smooth = torch.stack([p for _, p in self.recent]).mean(0)
         self.latest = smooth
         if len(self.recent) < c.min_hops:
-            return []
+            return None
         scores = smooth[self.reportable]
         best = int(scores.argmax())
         label_index = int(self.reportable[best])
-        score = float(scores[best])
-        if score < c.threshold or int(smooth.argmax()) != label_index:
-            return []
-        if end_time - self.last_fired.get(label_index, -1e9) < c.suppression_ms / 1000:
-            return []
-        self.last_fired[label_index] = end_time
+        if int(smooth.argmax()) != label_index:
+            return None
         # When was it said? A word becomes the top label about when enough of it has entered the
         # window, so the end of the first recent window in which it was the top label falls between
         # the word's middle and its end (within ~0.15 s of the middle for a well-trained model).
         heard = next((t for t, p in self.recent if int(p.argmax()) == label_index), end_time)
-        return [Detection(heard, self.model.labels[label_index], score)]
+        return Candidate(label_index, float(scores[best]), heard)
+
+    def fire(self, end_time: float, candidate: Candidate | None, threshold: float | None = None,
+             last_fired: dict[int, float] | None = None) -> list[Detection]:
+        """The threshold and the refractory period: a candidate becomes a detection, or not.
+        `threshold` and `last_fired` let one run of candidates be replayed at other thresholds."""
+        threshold = self.config.threshold if threshold is None else threshold
+        last_fired = self.last_fired if last_fired is None else last_fired
+        if candidate is None or candidate.score < threshold:
+            return []
+        if end_time - last_fired.get(candidate.label, -1e9) < self.config.suppression_ms / 1000:
+            return []
+        last_fired[candidate.label] = end_time
+        return [Detection(candidate.heard, self.model.labels[candidate.label], candidate.score)]
 
 
 def detect_array(model: Classifier, audio: np.ndarray, config: DetectorConfig | None = None,
@@ -128,6 +147,23 @@ def detect_chunks(model: Classifier, chunks: Iterable[np.ndarray], config: Detec
                   batch: int = 64) -> Iterator[Detection]:
     """Like feeding `StreamingDetector`, but windows are scored `batch` at a time: for files."""
     detector = StreamingDetector(model, config)
+    for end, probs in scored_hops(model, chunks, detector, batch):
+        yield from detector.decide(end, probs)
+
+
+def hop_scores(model: Classifier, audio: np.ndarray, config: DetectorConfig | None = None,
+               batch: int = 64) -> tuple[list[float], torch.Tensor]:
+    """Every hop's end time and probabilities over a whole recording: what `decide` reads, kept so
+    that many decision rules or thresholds can be replayed on one run of the model."""
+    detector = StreamingDetector(model, config)
+    hops = list(scored_hops(model, [audio], detector, batch))
+    probs = torch.stack([p for _, p in hops]) if hops else torch.zeros(0, len(model.labels))
+    return [t for t, _ in hops], probs
+
+
+def scored_hops(model: Classifier, chunks: Iterable[np.ndarray], detector: StreamingDetector,
+                batch: int = 64) -> Iterator[tuple[float, torch.Tensor]]:
+    """(end time in seconds, probabilities) for each hop of the stream, as `feed` would score them."""
     window, hop = detector.window, detector.hop
     carry = np.zeros(window - hop, np.float32)  # the ring buffer starts silent, as when listening
     consumed = 0  # samples of the stream before carry[...]
@@ -143,6 +179,6 @@ def detect_chunks(model: Classifier, chunks: Iterable[np.ndarray], config: Detec
                 probs = model.probabilities(torch.from_numpy(np.array(frames, dtype=np.float32)))
             for k in range(count):
                 end = consumed + (start + k) * hop + window - (window - hop)
-                yield from detector.decide(end / SAMPLE_RATE, probs[k])
+                yield end / SAMPLE_RATE, probs[k]
         consumed += n * hop
         carry = carry[n * hop:]

@@ -128,10 +128,31 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
         distributed.cleanup(finished)
     if not main:
         return {}
+    if recipe.calibration_minutes and splits.kind == "audio":
+        calibration = _calibrate(run_dir, splits, recipe, seed, say)
+        if calibration:
+            metrics["calibration"] = {k: v for k, v in calibration.items() if k != "curve"}
+            (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     curves_png(metrics["history"], run_dir / "curves.png", f"{Path(dataset).name} · {recipe.name} · {recipe.preset}")
     confusion_png(metrics["test_report"]["confusion"], splits.labels, run_dir / "confusion.png",
                   f"Test set · accuracy {metrics['test_accuracy']:.3f}")
     return {**metrics, "run_dir": str(run_dir)}
+
+
+def _calibrate(run_dir: Path, splits: Splits, recipe: Recipe, seed: int, say: Callable[[str], None]) -> dict | None:
+    """Set the best model's streaming threshold on the validation split (`wakeword.calibrate`) and
+    save it, with its curve, in `model.pt`."""
+    from .checkpoint import add_to, load_model
+    from .wakeword import calibrate
+
+    best, _ = load_model(run_dir / "model.pt")
+    calibration = calibrate(best, splits, recipe.target_fa_per_hour, recipe.calibration_minutes, seed)
+    if calibration:
+        add_to(run_dir / "model.pt", calibration=calibration)
+        say(f"streaming threshold {calibration['threshold']:g}: recall {calibration['recall']:.1%} at "
+            f"{calibration['fa_per_hour']:.1f} false accepts/hour on {calibration['minutes']:g} min of validation "
+            f"stream (target {calibration['target_fa_per_hour']:g}/hour)")
+    return calibration
 
 
 def pick_device(name: str) -> torch.device:

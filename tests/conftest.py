@@ -70,14 +70,15 @@ def trained_run(small_corpus, tmp_path_factory) -> Path:
     """A short real training run on three keywords (+ silence and unknown), with the frontend and
     the two voting nets of the `synth` recipe, so every command below is tested on such a model.
 
-    The `speech-commands` recipe otherwise (this corpus would get `synth`'s): basic augmentation,
-    no time pool, one `_unknown_` class, not the quick start's unknown words as classes: trained that way, the
+    The `speech-commands` recipe (this corpus would get `synth`'s), without its time pool: basic
+    augmentation, the book's net over every time step, one `_unknown_` class, not the quick start's
+    unknown words as classes: trained that way, the
     small model's Grad-CAM heat lies on the word's half of the second by very different margins
     from build to build of this corpus, which a test of Grad-CAM cannot tell from a broken
     Grad-CAM. `test_unknown_words.py` runs classify, export and the checkpoint checks on such a model."""
     run = tmp_path_factory.mktemp("runs") / "yes-no-stop"
     r = kws("train", "--dataset", small_corpus, "--words", "yes,no,stop", "--epochs", "30",
-            "--out", run, "--seed", "0", "--recipe", "speech-commands", "--norm", "channel-mean", "--members", "2")
+            "--out", run, "--seed", "0", "--recipe", "speech-commands", "--no-time-pool")
     assert r.returncode == 0, r.stderr
     return run
 

@@ -96,7 +96,7 @@ def test_chunked_feeding_gives_the_same_detections(trained_run, recording):
 def test_detect_command_prints_json_lines(trained_run, recording, tmp_path):
     audio, truth, _ = recording
     sf.write(tmp_path / "long.wav", audio, 16000)
-    r = kws("detect", "--model", trained_run / "model.pt", "--json", tmp_path / "long.wav")
+    r = kws("detect", "--model", trained_run / "model.pt", "--json", "--threshold", "0.7", tmp_path / "long.wav")
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     model, _ = load_model(trained_run / "model.pt")
@@ -140,7 +140,7 @@ def test_listen_through_portaudio_reads_the_words(trained_run, recording, tmp_pa
     raw = tmp_path / "mic.raw"
     raw.write_bytes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
     seconds = len(audio) / 16000
-    r = kws("listen", "--model", trained_run / "model.pt", "--json", "--duration", f"{seconds:.2f}",
+    r = kws("listen", "--model", trained_run / "model.pt", "--json", "--threshold", "0.7", "--duration", f"{seconds:.2f}",
             env=_alsa_env(tmp_path, raw), timeout=120)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
@@ -151,6 +151,32 @@ def test_listen_through_portaudio_reads_the_words(trained_run, recording, tmp_pa
     for row, d in zip(rows, expected):
         assert abs(row["time"] - d.time) <= 0.25
     assert "listened" in r.stderr
+    assert r.stderr.splitlines()[0] == "listening with threshold 0.7 (as asked)"
+
+
+@needs_portaudio
+def test_detect_and_listen_use_the_threshold_calibrated_in_training(trained_run, recording, tmp_path):
+    audio, _, _ = recording
+    model, meta = load_model(trained_run / "model.pt")
+    calibration = meta["calibration"]  # set by `kws train` on a stream of the validation split
+    assert calibration["target_fa_per_hour"] == 1.0 and calibration["split"] == "val"
+    assert calibration["threshold"] in [p["threshold"] for p in calibration["curve"]]
+    within = [p for p in calibration["curve"] if p["fa_per_hour"] <= 1.0]
+    assert within and calibration["threshold"] == min(p["threshold"] for p in within)
+    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    sf.write(tmp_path / "long.wav", pcm, 16000, subtype="PCM_16")
+    expected = detect_array(model, pcm / 32768.0, DetectorConfig(threshold=calibration["threshold"]))
+    r = kws("detect", "--model", trained_run / "model.pt", "--json", tmp_path / "long.wav")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["label"] for line in r.stdout.splitlines()] == [d.label for d in expected]
+    raw = tmp_path / "mic.raw"
+    raw.write_bytes(pcm.astype("<i2").tobytes())
+    r = kws("listen", "--model", trained_run / "model.pt", "--json", "--duration", f"{len(audio) / 16000:.2f}",
+            env=_alsa_env(tmp_path, raw), timeout=120)
+    assert r.returncode == 0, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith(f"listening with threshold {calibration['threshold']:g} (calibrated: recall"), first
+    assert [json.loads(line)["label"] for line in r.stdout.splitlines()] == [d.label for d in expected]
 
 
 @needs_portaudio
@@ -180,7 +206,8 @@ def test_ctrl_c_ends_listening_with_a_summary(trained_run, recording, tmp_path):
     raw.write_bytes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
     import select
     import sys
-    proc = subprocess.Popen([sys.executable, "-m", "kws", "listen", "--model", str(trained_run / "model.pt"), "--json"],
+    proc = subprocess.Popen([sys.executable, "-m", "kws", "listen", "--model", str(trained_run / "model.pt"), "--json",
+                             "--threshold", "0.7"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **_alsa_env(tmp_path, raw)})
     # Ctrl-C once it is listening: after its first detection (the file plugin delivers the

@@ -1,0 +1,216 @@
+"""Measuring a detector the way wake-word tools do: recall at a rate of false accepts per hour.
+
+Clip accuracy says little about `listen`: there the model scores every hop of an endless stream,
+and what matters is how many keywords it catches and how often it fires on anything else. So a
+long recording is built from a split's clips (keywords and other words at random times over the
+dataset's background noise, at varied signal-to-noise ratios and levels, plus a stretch of noise
+alone), or read with its truth; the streaming engine of `listen` runs over it once, and every
+threshold of a sweep is scored from that one run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import SAMPLE_RATE
+from .datasets.speech_commands import NON_KEYWORDS, SILENCE, UNKNOWN
+from .errors import UserError
+from .stream import DetectorConfig, Detection, StreamingDetector, hop_scores
+
+BEFORE, AFTER = 0.25, 1.0  # a detection counts for a word said from start - BEFORE to end + AFTER
+THRESHOLDS = tuple(round(t, 3) for t in np.concatenate([np.arange(0.30, 0.90, 0.02), np.arange(0.90, 1.0, 0.005)]))
+RATES = (0.5, 1.0, 2.0, 5.0)  # false accepts per hour at which recall is reported
+
+
+@dataclass(frozen=True)
+class Event:
+    label: str  # a keyword, or `_unknown_` for another word
+    start: float  # seconds
+    end: float
+    word: str = ""  # what was said, where the label does not say it
+
+
+def build_stream(clips: torch.Tensor, labels: list[str], targets: torch.Tensor, noise: torch.Tensor | None,
+                 minutes: float = 20.0, seed: int = 0, noise_only: float = 0.1) -> tuple[np.ndarray, list[Event]]:
+    """A recording of `minutes` (float32, 16 kHz) and its truth, from 1-s `clips` (int16 rows).
+
+    Keywords and other words (`_unknown_` rows) alternate at random, half and half, each at least
+    a second after the last, over `noise` at a level that drifts from clip to clip; each word sits
+    0 to 20 dB above the noise under it. The last `noise_only` of the recording is noise alone.
+    Clips are reused, with a fresh level each time, when the split has too few.
+    """
+    rng = random.Random(seed)
+    total = int(minutes * 60 * SAMPLE_RATE)
+    spoken_until = int(total * (1 - noise_only))
+    bed = _noise_bed(noise, total, rng)
+    out = bed.copy()
+    keyword_rows = [i for i, t in enumerate(targets.tolist()) if labels[t] not in NON_KEYWORDS]
+    other_rows = [i for i, t in enumerate(targets.tolist()) if labels[t] == UNKNOWN]
+    if not keyword_rows:
+        raise UserError("the split has no keyword clips to build a stream from")
+    pools = {"keyword": _cycle(keyword_rows, rng), "other": _cycle(other_rows, rng) if other_rows else None}
+    events: list[Event] = []
+    at = int(rng.uniform(1.0, 2.0) * SAMPLE_RATE)
+    length = clips.shape[1]
+    while at + length <= spoken_until:
+        kind = "keyword" if pools["other"] is None or rng.random() < 0.5 else "other"
+        row = next(pools[kind])
+        clip = clips[row].float().numpy() / 32768.0
+        where = slice(at, at + length)
+        speech_rms = _active_rms(clip)
+        noise_rms = float(np.sqrt(np.mean(bed[where] ** 2))) + 1e-6
+        gain = noise_rms * 10 ** (rng.uniform(0.0, 20.0) / 20) / max(speech_rms, 1e-6)
+        out[where] += np.clip(gain, 0.0, 0.9 / max(float(np.abs(clip).max()), 1e-6)) * clip
+        start, end = _extent(clip)
+        label = labels[int(targets[row])]
+        events.append(Event(label, (at + start) / SAMPLE_RATE, (at + end) / SAMPLE_RATE))
+        at += length + int(rng.uniform(1.0, 4.0) * SAMPLE_RATE)
+    return np.clip(out, -1.0, 1.0).astype(np.float32), events
+
+
+def _cycle(rows: list[int], rng: random.Random):
+    while True:
+        order = list(rows)
+        rng.shuffle(order)
+        yield from order
+
+
+def _noise_bed(noise: torch.Tensor | None, total: int, rng: random.Random) -> np.ndarray:
+    """The background: stretches of the noise recordings, each at its own level (−45 to −20 dBFS)."""
+    bed = np.zeros(total, np.float32)
+    if noise is None or len(noise) <= SAMPLE_RATE:
+        return bed + np.float32(10 ** (-60 / 20)) * np.random.default_rng(rng.randrange(2**31)).standard_normal(
+            total).astype(np.float32)
+    source = noise.numpy().astype(np.float32)
+    at = 0
+    while at < total:
+        n = min(total - at, int(rng.uniform(5.0, 20.0) * SAMPLE_RATE), len(source) - 1)
+        begin = rng.randrange(len(source) - n)
+        cut = source[begin:begin + n]
+        rms = float(np.sqrt(np.mean(cut ** 2))) + 1e-9
+        bed[at:at + n] = cut * (10 ** (rng.uniform(-45.0, -20.0) / 20) / rms)
+        at += n
+    return bed
+
+
+def _frames_db(clip: np.ndarray, frame: int = SAMPLE_RATE // 100) -> np.ndarray:
+    usable = len(clip) // frame * frame
+    energy = np.mean(clip[:usable].reshape(-1, frame) ** 2, axis=1)
+    return 10 * np.log10(energy + 1e-12)
+
+
+def _extent(clip: np.ndarray, frame: int = SAMPLE_RATE // 100) -> tuple[int, int]:
+    """Where the word is: the frames within 30 dB of the loudest (samples)."""
+    db = _frames_db(clip, frame)
+    loud = np.nonzero(db > db.max() - 30)[0]
+    return int(loud[0] * frame), int((loud[-1] + 1) * frame)
+
+
+def _active_rms(clip: np.ndarray) -> float:
+    start, end = _extent(clip)
+    return float(np.sqrt(np.mean(clip[start:end] ** 2)))
+
+
+def read_truth(path: Path) -> list[Event]:
+    """A truth file: a JSON list of {"label", "start", "end"} in seconds."""
+    try:
+        items = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot read the truth file ({type(e).__name__}: {e})") from None
+    if not isinstance(items, list):
+        raise UserError(f"{path}: a truth file is a JSON list of {{label, start, end}}")
+    events = []
+    for i, item in enumerate(items):
+        try:
+            event = Event(str(item["label"]), float(item["start"]), float(item["end"]), str(item.get("word", "")))
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{path}: item {i} is not {{label, start, end}} with times in seconds") from None
+        if not 0 <= event.start <= event.end:
+            raise UserError(f"{path}: item {i} ends before it starts, or starts before 0")
+        events.append(event)
+    return events
+
+
+def write_truth(events: list[Event], path: Path) -> None:
+    Path(path).write_text(json.dumps([asdict(e) for e in events], indent=1) + "\n")
+
+
+def score(detections: list[Detection], events: list[Event], hours: float) -> dict:
+    """Recall of the keywords and false accepts per hour. A keyword is found when a detection of
+    its label falls in [start - BEFORE, end + AFTER]; each detection finds at most one keyword, and
+    every other detection (wrong word, another word, noise, a second one for the same word) is a
+    false accept."""
+    keywords = [e for e in events if e.label not in NON_KEYWORDS]
+    found = [False] * len(keywords)
+    false = 0
+    for d in detections:
+        match = next((i for i, e in enumerate(keywords) if not found[i] and e.label == d.label
+                      and e.start - BEFORE <= d.time <= e.end + AFTER), None)
+        if match is None:
+            false += 1
+        else:
+            found[match] = True
+    recall = sum(found) / len(keywords) if keywords else 0.0
+    return {"recall": recall, "false_accepts": false, "fa_per_hour": false / hours if hours else 0.0,
+            "keywords": len(keywords), "found": sum(found)}
+
+
+def sweep(model, audio: np.ndarray, events: list[Event], config: DetectorConfig | None = None,
+          thresholds: tuple[float, ...] = THRESHOLDS) -> list[dict]:
+    """Run the model over `audio` once, then score the detections of every threshold (the
+    engine's own decision, replayed: `StreamingDetector.candidate` once, `fire` per threshold)."""
+    config = config or DetectorConfig()
+    times, probs = hop_scores(model, audio, config)
+    detector = StreamingDetector(model, config)
+    candidates = [(t, detector.candidate(t, p)) for t, p in zip(times, probs)]
+    hours = len(audio) / SAMPLE_RATE / 3600
+    points = []
+    for threshold in thresholds:
+        fired: dict[int, float] = {}
+        detections = [d for t, c in candidates for d in detector.fire(t, c, float(threshold), fired)]
+        points.append({"threshold": float(threshold), **score(detections, events, hours)})
+    return points
+
+
+def at_rate(points: list[dict], rate: float) -> dict | None:
+    """The lowest threshold whose false accepts per hour stay within `rate` (the best recall there)."""
+    within = [p for p in points if p["fa_per_hour"] <= rate + 1e-9]
+    return min(within, key=lambda p: p["threshold"]) if within else None
+
+
+def at_threshold(points: list[dict], threshold: float) -> dict:
+    return min(points, key=lambda p: abs(p["threshold"] - threshold))
+
+
+def summary(points: list[dict], threshold: float, rates: tuple[float, ...] = RATES) -> dict:
+    """Recall and false accepts per hour at `threshold` and at each target rate (None: no threshold
+    of the sweep gets that low)."""
+    return {"at_threshold": at_threshold(points, threshold),
+            "at_rates": {f"{rate:g}": at_rate(points, rate) for rate in rates}}
+
+
+def splits_stream(splits, split: str, minutes: float, seed: int) -> tuple[np.ndarray, list[Event]]:
+    """A stream from one split of a loaded dataset, `_silence_` rows left out (the noise is there)."""
+    x, y = getattr(splits, split)
+    keep = torch.tensor([splits.labels[t] != SILENCE for t in y.tolist()], dtype=torch.bool)
+    return build_stream(x[keep], splits.labels, y[keep], splits.noise, minutes, seed)
+
+
+def calibrate(model, splits, target: float, minutes: float = 30.0, seed: int = 0,
+              config: DetectorConfig | None = None) -> dict | None:
+    """The threshold that meets `target` false accepts per hour on a stream of the validation
+    split, with its curve: what `listen` and `detect` then use by default."""
+    if model.kind != "audio" or UNKNOWN not in splits.labels or len(splits.val[1]) == 0:
+        return None
+    audio, events = splits_stream(splits, "val", minutes, seed)
+    points = sweep(model, audio, events, config)
+    chosen = at_rate(points, target) or max(points, key=lambda p: p["threshold"])
+    return {"threshold": chosen["threshold"], "recall": chosen["recall"], "fa_per_hour": chosen["fa_per_hour"],
+            "target_fa_per_hour": target, "minutes": minutes, "split": "val",
+            "curve": [{k: p[k] for k in ("threshold", "recall", "fa_per_hour")} for p in points]}
