@@ -15,7 +15,8 @@ TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
 
 def test_two_processes_train_one_model(small_corpus, tmp_path):
     args = ["train", "--dataset", str(small_corpus), "--words", "yes,no,stop", "--epochs", "8", "--seed", "0",
-            "--recipe", "speech-commands", "--members", "1"]
+            "--recipe", "speech-commands", "--members", "1",
+            "--calibration-minutes", "0"]
     single = kws(*args, "--out", tmp_path / "single")
     assert single.returncode == 0, single.stderr
     r = subprocess.run([sys.executable, *TORCHRUN, *args, "--out", str(tmp_path / "ddp")],
@@ -39,7 +40,8 @@ def test_ctrl_c_under_torchrun_stops_every_rank_and_saves(small_corpus, tmp_path
     would wait forever in the next gradient all-reduce), and rank 0 alone saves the resumable state."""
     run = tmp_path / "ddp"
     args = ["train", "--dataset", small_corpus, "--words", "yes,no,stop", "--epochs", "3", "--seed", "0", "--out", run,
-            "--recipe", "speech-commands", "--members", "1"]
+            "--recipe", "speech-commands", "--members", "1",
+            "--calibration-minutes", "0"]
     status, rest = signal_after_first_epoch(args, signal.SIGINT, launcher=TORCHRUN)
     assert status != 0 and rest.count("Resume with: torchrun --standalone --nproc_per_node=2 -m kws train") == 1, rest
     saved = torch.load(run / "last.pt", weights_only=True)

@@ -233,7 +233,8 @@ def test_a_checkpoint_that_does_not_fit_says_what_is_wrong(trained_run, tmp_path
 
 def test_resume_after_kill_9_reaches_the_same_weights(small_corpus, tmp_path):
     args = ["train", "--dataset", small_corpus, "--words", "yes,no", "--epochs", "3", "--seed", "5",
-            "--recipe", "speech-commands", "--members", "1"]
+            "--recipe", "speech-commands", "--members", "1",
+            "--calibration-minutes", "0"]
     full = kws(*args, "--out", tmp_path / "full")
     assert full.returncode == 0, full.stderr
     status, _ = signal_after_first_epoch([*args, "--out", tmp_path / "part"], signal.SIGKILL)  # the power cord
@@ -252,7 +253,8 @@ def test_resume_after_kill_9_reaches_the_same_weights(small_corpus, tmp_path):
 
 def test_ctrl_c_saves_and_says_how_to_resume(small_corpus, tmp_path):
     args = ["train", "--dataset", small_corpus, "--words", "yes,no", "--epochs", "3", "--out", str(tmp_path / "run"),
-            "--recipe", "speech-commands", "--members", "1"]
+            "--recipe", "speech-commands", "--members", "1",
+            "--calibration-minutes", "0"]
     status, rest = signal_after_first_epoch(args, signal.SIGINT)
     assert status == 130
     assert "--resume" in rest and "Traceback" not in rest

@@ -122,7 +122,7 @@ def test_a_real_folder_and_a_synthetic_corpus_train_together(small_corpus, tmp_p
     real = _folder(tmp_path / "real", ["yes", "no", "bed"], level=0.05, per_word=12)
     run = tmp_path / "run"
     r = kws("train", "--dataset", f"{small_corpus}+{real}", "--words", "yes,no,stop", "--epochs", "2",
-            "--members", "1", "--out", run)
+            "--members", "1", "--calibration-minutes", "0", "--out", run)
     assert r.returncode == 0, r.stderr
     assert "recipe hybrid:" in r.stderr
     metrics = json.loads((run / "metrics.json").read_text())

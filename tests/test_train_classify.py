@@ -145,7 +145,8 @@ def test_sigterm_saves_and_resume_reaches_the_same_weights(small_corpus, tmp_pat
     import signal
 
     args = ["train", "--dataset", small_corpus, "--words", "yes,no", "--epochs", "3", "--seed", "3",
-            "--recipe", "speech-commands", "--members", "1"]
+            "--recipe", "speech-commands", "--members", "1",
+            "--calibration-minutes", "0"]
     full = kws(*args, "--out", tmp_path / "full")
     assert full.returncode == 0, full.stderr
     status, rest_of_stderr = signal_after_first_epoch([*args, "--out", tmp_path / "part"], signal.SIGTERM)
