@@ -48,49 +48,58 @@ def evaluate_on(model: Classifier, meta: dict, dataset: str | None, data_dir, sp
     """
     from pathlib import Path
 
-    from .datasets import load_dataset
-    from .datasets.speech_commands import NON_KEYWORDS, UNKNOWN, decode_clips, has_split_lists, word_folders
+    from .datasets.speech_commands import UNKNOWN, decode_clips, has_split_lists, word_folders
     from .errors import UserError
 
     if not dataset:
         raise UserError("--dataset: the checkpoint does not say which dataset it was trained on; name one")
-    keywords = [label for label in model.labels if label not in NON_KEYWORDS]
-    extra = len(keywords) != len(model.labels)
     path = Path(dataset)
     whole = model.kind == "audio" and path.is_dir() and not has_split_lists(path)
-    sources = None
+    splits = None
     if whole:
         folders = word_folders(path)
         known = [w for w in folders if w in model.labels]
         if not known:
             raise UserError(f"{path}: none of its word folders ({', '.join(folders[:6]) or 'none'}) "
-                            f"is a word this model knows ({', '.join(keywords[:12])})")
+                            f"is a word this model knows ({', '.join(model.labels[:12])})")
         files = [(wav, model.labels.index(w)) for w in known for wav in sorted((path / w).glob("*.wav"))]
         x = torch.from_numpy(decode_clips([f for f, _ in files]))
         y = torch.tensor([label for _, label in files])
         name, skipped = str(path), [w for w in folders if w not in model.labels]
     else:
-        train_args = meta.get("train_args", {})
-        task = "35" if not extra else "12"
-        words = keywords if extra else None
-        splits = load_dataset(dataset, data_dir, task=task, words=words, missing_ok=True,
-                              seed=int(train_args.get("train_config", {}).get("seed", 0)))
-        foreign = [label for label in splits.labels if label not in model.labels]
-        if foreign:
-            raise UserError(f"{dataset}: its labels {', '.join(foreign[:6])} are not the model's")
-        x, y = getattr(splits, split)
-        y = torch.tensor([model.labels.index(label) for label in splits.labels], dtype=torch.long)[y] if len(y) else y
-        name, skipped, sources = splits.name, [], splits.sources
+        splits, x, y = model_split(model, meta, dataset, data_dir, split)
+        name, skipped = splits.name, []
     probs = predict(model, x)
     result = report(y, probs.argmax(1), model.labels)
     out = {"dataset": name, "split": "all" if whole else split, "labels": model.labels, "skipped": skipped, **result}
     if whole and skipped and UNKNOWN in model.labels:
         out["unknown_words"] = rejection(model, {w: sorted((path / w).glob("*.wav")) for w in skipped})
-    if sources:  # joined sources: each one's own figure too
+    if splits is not None and splits.sources:  # joined sources: each one's own figure too
         of, right = splits.source_of[split], probs.argmax(1) == y
         out["per_source"] = {source: {"accuracy": float(right[of == i].float().mean()) if (of == i).any() else 0.0,
-                                      "count": int((of == i).sum())} for i, source in enumerate(sources)}
+                                      "count": int((of == i).sum())} for i, source in enumerate(splits.sources)}
     return out
+
+
+def model_split(model: Classifier, meta: dict, dataset: str, data_dir, split: str):
+    """A dataset's split loaded for `model`: (splits, inputs, targets among the model's labels).
+    The dataset may lack some of the model's keywords (a source with seven of ten, say); drawn with
+    the training seed, so `_unknown_` and `_silence_` rows are those the run was judged on."""
+    from .datasets import load_dataset
+    from .datasets.speech_commands import NON_KEYWORDS
+    from .errors import UserError
+
+    keywords = [label for label in model.labels if label not in NON_KEYWORDS]
+    extra = len(keywords) != len(model.labels)
+    seed = int(meta.get("train_args", {}).get("train_config", {}).get("seed", 0))
+    splits = load_dataset(dataset, data_dir, task="12" if extra else "35", words=keywords if extra else None,
+                          missing_ok=True, seed=seed)
+    foreign = [label for label in splits.labels if label not in model.labels]
+    if foreign:
+        raise UserError(f"{dataset}: its labels {', '.join(foreign[:6])} are not the model's")
+    x, y = getattr(splits, split)
+    to_model = torch.tensor([model.labels.index(label) for label in splits.labels], dtype=torch.long)
+    return splits, x, to_model[y] if len(y) else y
 
 
 def rejection(model: Classifier, files: dict[str, list]) -> dict:
@@ -129,7 +138,7 @@ def stream_on(model: Classifier, meta: dict, dataset: str | None, data_dir, spli
         audio, events, name = load_audio(recording), wakeword.read_truth(truth), str(recording)
     else:
         x, y, noise, name = _clips_for_stream(model, meta, dataset, data_dir, split)
-        audio, events = wakeword.build_stream(x, model.labels, y, noise, minutes, seed)
+        audio, events = wakeword.build_stream(x, y, model.labels, noise, minutes, seed)
     points = wakeword.sweep(model, audio, events, config)
     return {"dataset": name, "split": None if recording is not None else split, "seed": seed,
             "minutes": round(len(audio) / SAMPLE_RATE / 60, 2),
@@ -143,9 +152,7 @@ def _clips_for_stream(model: Classifier, meta: dict, dataset: str | None, data_d
     folder gives all its clips, the words the model does not know as `_unknown_`."""
     from pathlib import Path
 
-    from .datasets import load_dataset
-    from .datasets.speech_commands import NON_KEYWORDS, SILENCE, UNKNOWN, decode_clips, has_split_lists
-    from .datasets.speech_commands import load_noise, word_folders
+    from .datasets.speech_commands import UNKNOWN, decode_clips, has_split_lists, load_noise, word_folders
     from .errors import UserError
 
     if model.kind != "audio":
@@ -161,12 +168,5 @@ def _clips_for_stream(model: Classifier, meta: dict, dataset: str | None, data_d
         noise = load_noise(path)
         return (torch.from_numpy(decode_clips([f for f, _ in files])), torch.tensor([t for _, t in files]),
                 torch.from_numpy(noise) if len(noise) else None, str(path))
-    keywords = [label for label in model.labels if label not in NON_KEYWORDS]
-    extra = len(keywords) != len(model.labels)
-    seed = int(meta.get("train_args", {}).get("train_config", {}).get("seed", 0))
-    splits = load_dataset(dataset, data_dir, task="12" if extra else "35", words=keywords if extra else None,
-                          missing_ok=True, seed=seed)
-    x, y = getattr(splits, split)
-    to_model = torch.tensor([model.labels.index(label) for label in splits.labels], dtype=torch.long)
-    keep = torch.tensor([splits.labels[t] != SILENCE for t in y.tolist()], dtype=torch.bool)
-    return x[keep], to_model[y[keep]], splits.noise, splits.name
+    splits, x, y = model_split(model, meta, dataset, data_dir, split)
+    return x, y, splits.noise, splits.name

@@ -1,6 +1,7 @@
 """Training: `run` turns a dataset and a `Recipe` into a run folder; `fit` is the loop inside it.
 
-The loop sees tensors and callables only; where the data came from is not its business. Every epoch ends with a validation pass; the best epoch is kept as `model.pt`, and `last.pt` holds
+The loop sees tensors and callables only; where the data came from is not its business. Every
+epoch ends with a validation pass; the best epoch is kept as `model.pt`, and `last.pt` holds
 everything needed to continue (weights, optimiser, random-generator states, position in the
 epoch), so `--resume` after a crash or Ctrl-C lands on the same weights an uninterrupted run gets.
 """

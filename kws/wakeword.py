@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .audio import SAMPLE_RATE
-from .datasets.speech_commands import NON_KEYWORDS, SILENCE, UNKNOWN
+from .datasets.speech_commands import NON_KEYWORDS, UNKNOWN
 from .errors import UserError
 from .stream import DetectorConfig, Detection, StreamingDetector, hop_scores
 
@@ -36,9 +36,10 @@ class Event:
     word: str = ""  # what was said, where the label does not say it
 
 
-def build_stream(clips: torch.Tensor, labels: list[str], targets: torch.Tensor, noise: torch.Tensor | None,
+def build_stream(clips: torch.Tensor, targets: torch.Tensor, labels: list[str], noise: torch.Tensor | None,
                  minutes: float = 20.0, seed: int = 0, noise_only: float = 0.1) -> tuple[np.ndarray, list[Event]]:
-    """A recording of `minutes` (float32, 16 kHz) and its truth, from 1-s `clips` (int16 rows).
+    """A recording of `minutes` (float32, 16 kHz) and its truth, from 1-s `clips` (int16 rows) whose
+    `targets` index `labels`; `_silence_` rows are left out (the noise is there anyway).
 
     Keywords and other words (`_unknown_` rows) alternate at random, half and half, each at least
     a second after the last, over `noise` at a level that drifts from clip to clip; each word sits
@@ -195,20 +196,13 @@ def summary(points: list[dict], threshold: float, rates: tuple[float, ...] = RAT
             "at_rates": {f"{rate:g}": at_rate(points, rate) for rate in rates}}
 
 
-def splits_stream(splits, split: str, minutes: float, seed: int) -> tuple[np.ndarray, list[Event]]:
-    """A stream from one split of a loaded dataset, `_silence_` rows left out (the noise is there)."""
-    x, y = getattr(splits, split)
-    keep = torch.tensor([splits.labels[t] != SILENCE for t in y.tolist()], dtype=torch.bool)
-    return build_stream(x[keep], splits.labels, y[keep], splits.noise, minutes, seed)
-
-
 def calibrate(model, splits, target: float, minutes: float = 30.0, seed: int = 0,
               config: DetectorConfig | None = None) -> dict | None:
     """The threshold that meets `target` false accepts per hour on a stream of the validation
     split, with its curve: what `listen` and `detect` then use by default."""
     if model.kind != "audio" or UNKNOWN not in splits.labels or len(splits.val[1]) == 0:
         return None
-    audio, events = splits_stream(splits, "val", minutes, seed)
+    audio, events = build_stream(*splits.val, labels=splits.labels, noise=splits.noise, minutes=minutes, seed=seed)
     points = sweep(model, audio, events, config)
     chosen = at_rate(points, target) or max(points, key=lambda p: p["threshold"])
     return {"threshold": chosen["threshold"], "recall": chosen["recall"], "fa_per_hour": chosen["fa_per_hour"],

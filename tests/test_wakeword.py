@@ -28,7 +28,7 @@ def _clips(n: int = 12):
 def test_the_built_stream_places_words_apart_over_noise_and_ends_in_noise_alone():
     x, y = _clips()
     noise = torch.randn(16000 * 20) * 0.05
-    audio, events = build_stream(x, LABELS, y, noise, minutes=3, seed=4)
+    audio, events = build_stream(x, y, LABELS, noise, minutes=3, seed=4)
     assert len(audio) == 3 * 60 * 16000 and audio.dtype == np.float32 and np.abs(audio).max() <= 1.0
     assert len(events) > 20
     for a, b in zip(events, events[1:]):
@@ -37,8 +37,8 @@ def test_the_built_stream_places_words_apart_over_noise_and_ends_in_noise_alone(
     assert all(abs((e.end - e.start) - 0.2) < 0.03 for e in events)  # the truth is where the word is
     keywords = sum(e.label in ("yes", "no") for e in events)
     assert 0.3 < keywords / len(events) < 0.7 and {e.label for e in events} == {"yes", "no", "_unknown_"}
-    again, same = build_stream(x, LABELS, y, noise, minutes=3, seed=4)
-    other, moved = build_stream(x, LABELS, y, noise, minutes=3, seed=5)
+    again, same = build_stream(x, y, LABELS, noise, minutes=3, seed=4)
+    other, moved = build_stream(x, y, LABELS, noise, minutes=3, seed=5)
     assert np.array_equal(audio, again) and events == same and moved != events
     quiet = audio[int(0.92 * len(audio)):]
     assert 0 < np.sqrt(np.mean(quiet ** 2)) < 0.2  # noise, at a level of its own
@@ -92,7 +92,7 @@ def test_evaluate_stream_on_a_built_recording_and_on_the_same_recording_with_its
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
     # The same recording, written out with its truth, through --recording/--truth.
     x, y, noise, _ = _clips_for_stream(net, meta, str(small_corpus), tmp_path, "test")
-    audio, events = build_stream(x, net.labels, y, noise, minutes=2, seed=0)
+    audio, events = build_stream(x, y, net.labels, noise, minutes=2, seed=0)
     sf.write(tmp_path / "rec.wav", audio, 16000, subtype="FLOAT")
     write_truth(events, tmp_path / "rec.json")
     r = kws("evaluate", "--model", model, "--recording", tmp_path / "rec.wav", "--truth", tmp_path / "rec.json",
