@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +104,9 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
     if len(parts) > 1:
         options = {"task": task, "words": words, "seed": seed, "per_word": per_word, "unknown_words": unknown_words,
                    "unknown_each_epoch": unknown_each_epoch, "progress": progress}
-        order = list(words) if words else list(speech_commands_keywords()) if task == "12" else None
+        from .speech_commands import KEYWORDS
+
+        order = list(words) if words else list(KEYWORDS) if task == "12" else None
         return join([load_dataset(part, data_dir, missing_ok=True, **options) for part in parts], order, balance)
     unknown = {"unknown_words": unknown_words, "unknown_each_epoch": unknown_each_epoch, "missing_ok": missing_ok}
     if name == "speech-commands":
@@ -133,12 +136,6 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
 
         return speech_commands.load(path, task, words, seed, **unknown)
     raise UserError(f"--dataset {name}: not speech-commands, synth, mnist, digits, nor a folder")
-
-
-def speech_commands_keywords() -> tuple[str, ...]:
-    from .speech_commands import KEYWORDS
-
-    return KEYWORDS
 
 
 def join(parts: list[Splits], order: list[str] | None = None, balance: float = 0.0) -> Splits:
@@ -178,18 +175,14 @@ def join(parts: list[Splits], order: list[str] | None = None, balance: float = 0
     splits = {split: joined(split) for split in ("train", "val", "test")}
     source_of = {split: torch.cat([torch.full((len(getattr(p, split)[1]),), i, dtype=torch.long)
                                    for i, p in enumerate(parts)]) for split in ("train", "val", "test")}
-    draws = [(p.draw, offset) for p, offset in zip(parts, _offsets(parts)) if p.draw is not None]
+    offsets = [0, *itertools.accumulate(len(p.train[1]) for p in parts)]
+    draws = [(p.draw, offset) for p, offset in zip(parts, offsets) if p.draw is not None]
     draw = EpochDraw(torch.cat([d.rows + offset for d, offset in draws]), sum(d.per_epoch for d, _ in draws)) \
         if draws else None
     noises = [p.noise for p in parts if p.noise is not None]
     return Splits("+".join(names), parts[0].kind, labels, splits["train"], splits["val"], splits["test"],
                   noise=torch.cat(noises) if noises else None, info={"sources": [p.info for p in parts]},
                   classes=classes, draw=draw, sources=names, source_of=source_of, balance=balance)
-
-
-def _offsets(parts: list[Splits]) -> list[int]:
-    sizes = [len(p.train[1]) for p in parts]
-    return [sum(sizes[:i]) for i in range(len(parts))]
 
 
 def build_synth(root: Path, config, progress: bool = True) -> Path:
