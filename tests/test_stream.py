@@ -161,8 +161,9 @@ def test_detect_and_listen_use_the_threshold_calibrated_in_training(trained_run,
     calibration = meta["calibration"]  # set by `kws train` on a stream of the validation split
     assert calibration["target_fa_per_hour"] == 1.0 and calibration["split"] == "val"
     assert calibration["threshold"] in [p["threshold"] for p in calibration["curve"]]
-    within = [p for p in calibration["curve"] if p["fa_per_hour"] <= 1.0]
-    assert within and calibration["threshold"] == min(p["threshold"] for p in within)
+    within = [p["threshold"] for p in calibration["curve"] if p["fa_per_hour"] <= 1.0]
+    # the lowest threshold that meets the target, or the highest of the sweep when none does
+    assert calibration["threshold"] == (min(within) if within else max(p["threshold"] for p in calibration["curve"]))
     pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
     sf.write(tmp_path / "long.wav", pcm, 16000, subtype="PCM_16")
     expected = detect_array(model, pcm / 32768.0, DetectorConfig(threshold=calibration["threshold"]))
