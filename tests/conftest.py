@@ -10,7 +10,10 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -110,3 +113,48 @@ def http_server(tmp_path):
     yield root, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+WORDS = ["yes", "no", "stop", "yes"]  # what `recording` says, in order
+
+
+def _word_centre(clip: np.ndarray) -> float:
+    loud = np.flatnonzero(np.abs(clip) > 0.1 * np.abs(clip).max())
+    return (loud[0] + loud[-1]) / 2 / 16000
+
+
+@pytest.fixture(scope="session")
+def recording(small_corpus, trained_run):
+    """2 s of room noise, then each word (spoken at a normal level) with 1.5 s of noise after it, then
+    3 s of noise alone.
+
+    The words are held-out voices that the model recognises on their own (p ≥ 0.9): what is tested
+    here is the streaming engine (windows, smoothing, thresholds, suppression, timing), not how
+    accurate the small fixture model is.
+    """
+    from kws.checkpoint import load_model
+
+    model, _ = load_model(trained_run / "model.pt")
+    rng = np.random.default_rng(7)
+
+    def level(path):
+        clip, _ = sf.read(small_corpus / path, dtype="float32")
+        return (0.3 * clip / np.abs(clip).max()).astype(np.float32)
+
+    def recognised(path: str) -> bool:
+        probs = model.probabilities(torch.from_numpy(level(path))[None])[0]
+        return model.labels[int(probs.argmax())] == path.split("/")[0] and float(probs.max()) >= 0.9
+
+    held_out = (small_corpus / "testing_list.txt").read_text().split()
+    pool = {w: [p for p in held_out if p.startswith(w + "/") and recognised(p)] for w in set(WORDS)}
+    noise = lambda n: 0.003 * rng.standard_normal(n)  # about -50 dBFS: a quiet room
+    parts, truth, t = [noise(32000)], [], 2.0
+    for i, word in enumerate(WORDS):
+        clip = level(pool[word][i])
+        truth.append((word, t + _word_centre(clip)))
+        parts += [clip + noise(len(clip)), noise(24000)]
+        t += (len(clip) + 24000) / 16000
+    noise_from = t
+    parts.append(noise(48000))
+    audio = np.concatenate(parts).astype(np.float32)
+    return audio, truth, noise_from
