@@ -6,8 +6,8 @@
 
 Each variant (`NAME:FIELD=VALUE,…`, fields as `kws.recipes.parse_changes` reads them) trains
 through `kws.train.run` at each seed. A row records the best epoch's validation accuracy (the
-checkpoint a user gets), the last epoch's, and the training time; the trainer also scores the
-test split, but the row leaves it out, so that a choice made from these rows never saw it.
+checkpoint a user gets), the last epoch's, the training time, and the recall at each false-accept
+rate on the validation stream that calibrated the threshold; the trainer also scores the test split, but the row leaves it out, so that a choice made from these rows never saw it.
 `--also DATASET` scores each model on another dataset's validation split too (the real subset,
 for a recipe trained on synthetic speech), and a dataset joined with + is scored source by source.
 Rows are appended to benchmarks/recipe_sweep.json.
@@ -30,11 +30,17 @@ from kws.errors import UserError  # noqa: E402
 from kws.evaluate import evaluate_on  # noqa: E402
 from kws.recipes import parse_changes, resolve  # noqa: E402
 from kws.train import run  # noqa: E402
+from kws.wakeword import RATES, at_rate  # noqa: E402
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
     name, _, fields = text.partition(":")
     return name, [f for f in fields.split(",") if f]
+
+
+def stream_point(curve: list[dict], rate: float) -> dict | None:
+    point = at_rate(curve, rate)
+    return point and {"threshold": point["threshold"], "recall": round(point["recall"], 4)}
 
 
 def main() -> None:
@@ -70,6 +76,8 @@ def main() -> None:
                    "train_seconds": metrics["train_seconds"], "wall_seconds": round(time.perf_counter() - start, 1),
                    "samples": metrics["samples"]}
             model, meta = load_model(out / "model.pt")
+            if meta.get("calibration"):  # the validation stream the threshold was set on: recall at each rate
+                row["val_stream"] = {f"{rate:g}": stream_point(meta["calibration"]["curve"], rate) for rate in RATES}
             for other in ([dataset] if "+" in dataset else []) + args.also:
                 scored = evaluate_on(model, meta, other, args.data_dir, "val")
                 row.setdefault("val_on", {})[other] = round(scored["accuracy"], 4)
@@ -80,7 +88,9 @@ def main() -> None:
             summary.setdefault(name, []).append(row["val_accuracy"])
             print(f"{name:<16} seed {seed}: val {row['val_accuracy']:.4f} (last {row['last_val_accuracy']:.4f}, "
                   f"best epoch {row['best_epoch']}/{recipe.epochs}), {row['train_seconds']:.0f} s of training"
-                  + "".join(f"; {k} {v:.4f}" for k, v in row.get("val_on", {}).items()), flush=True)
+                  + "".join(f"; {k} {v:.4f}" for k, v in row.get("val_on", {}).items())
+                  + "".join(f"; stream recall {v['recall']:.3f} at {k}/h" for k, v in row.get("val_stream", {}).items()
+                            if v and k in ("2", "5")), flush=True)
     for name, scores in summary.items():
         spread = f" ± {statistics.stdev(scores):.4f}" if len(scores) > 1 else ""
         print(f"{name:<16} mean val {statistics.mean(scores):.4f}{spread} over {len(scores)} seed(s)")

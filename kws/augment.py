@@ -22,6 +22,11 @@ class AugmentConfig:
     shift_ms: float = 100.0  # random time shift in ±shift_ms, zero-filled
     noise_prob: float = 0.8  # share of clips that get background noise mixed in
     noise_volume: float = 0.1  # largest noise gain (TF's background_volume)
+    # > 0: the noise is set by signal-to-noise ratio instead, drawn from noise_snr_min_db to
+    # noise_snr_db below the word's own loudness: a raw gain leaves quiet speakers buried and loud
+    # ones clean, while a stream's words sit 0-20 dB over whatever noise is there.
+    noise_snr_db: float = 0.0
+    noise_snr_min_db: float = 0.0
     time_masks: int = 0  # SpecAugment: number of time stripes (0 = off)
     time_mask_frames: int = 10
     freq_masks: int = 0  # SpecAugment: number of frequency stripes (0 = off)
@@ -40,6 +45,19 @@ AUGMENT_RECIPES = {
     "basic": {},
     "acoustic": {"speed": 0.15, "eq_db": 4.0, "band_limit": 0.5, "reverb": 0.5, "warp": 0.12},
 }
+
+
+def speech_rms(x: torch.Tensor, frame: int = SAMPLE_RATE // 100, floor_db: float = 30.0) -> torch.Tensor:
+    """Each row's loudness while the word is said: the RMS from its first to its last 10-ms frame
+    within `floor_db` of the loudest, so the silence around a short word does not make it quiet."""
+    n, length = x.shape
+    energy = x[:, : length // frame * frame].reshape(n, -1, frame).pow(2).mean(2)
+    loud = energy > energy.amax(1, keepdim=True) * 10 ** (-floor_db / 10)
+    index = torch.arange(energy.shape[1])
+    first = torch.where(loud, index, energy.shape[1]).amin(1, keepdim=True)
+    last = torch.where(loud, index, -1).amax(1, keepdim=True)
+    inside = (index >= first) & (index <= last)
+    return ((energy * inside).sum(1) / inside.sum(1).clamp_min(1)).sqrt()
 
 
 class WaveAugment:
@@ -72,8 +90,13 @@ class WaveAugment:
         if self.noise is not None and c.noise_prob > 0:
             starts = torch.randint(0, len(self.noise) - length, (n, 1), generator=self.generator)
             cuts = self.noise.unfold(0, length, 1)[starts.squeeze(1)]  # rows of a strided view: no index array
-            gain = self._uniform(n, 0.0, self.config.noise_volume)
-            gain = gain * (torch.rand(n, generator=self.generator) < self.config.noise_prob)
+            if c.noise_snr_db > 0:
+                snr = self._uniform(n, c.noise_snr_min_db, c.noise_snr_db)
+                noise_rms = cuts.pow(2).mean(1).sqrt().clamp_min(1e-6)
+                gain = speech_rms(x) / noise_rms * 10 ** (-snr / 20)
+            else:
+                gain = self._uniform(n, 0.0, c.noise_volume)
+            gain = gain * (torch.rand(n, generator=self.generator) < c.noise_prob)
             x = (x + gain.unsqueeze(1) * cuts).clamp(-1.0, 1.0)
         return x
 

@@ -385,6 +385,10 @@ def evaluate(
     typer.echo(f"confusion matrix: {png}")
 
 
+KIND_WORDS = {"wrong": "on another keyword", "other": "on other words", "noise": "on noise alone",
+              "repeat": "repeated"}
+
+
 def _evaluate_stream(net, meta: dict, ckpt: Path, name: Optional[str], data_dir: Path, split: str, minutes: float,
                      seed: int, recording: Optional[Path], truth: Optional[Path], target: Optional[float],
                      threshold: Optional[float], out: Optional[Path], as_json: bool) -> None:
@@ -407,7 +411,9 @@ def _evaluate_stream(net, meta: dict, ckpt: Path, name: Optional[str], data_dir:
     typer.echo(f"{result['dataset']}: {result['minutes']:g} min, {result['keywords']} keywords and "
                f"{result['other_words']} other words")
     p = result["at_threshold"]
-    typer.echo(f"  threshold {p['threshold']:g}: recall {p['recall']:.1%}, {p['fa_per_hour']:.1f} false accepts/hour")
+    kinds = ", ".join(f"{n} {KIND_WORDS[k]}" for k, n in p["false_by_kind"].items() if n)
+    typer.echo(f"  threshold {p['threshold']:g}: recall {p['recall']:.1%}, {p['fa_per_hour']:.1f} false accepts/hour"
+               + (f" ({kinds})" if kinds else ""))
     for rate, q in result["at_rates"].items():
         line = (f"recall {q['recall']:.1%} at threshold {q['threshold']:g} ({q['fa_per_hour']:.1f}/hour)" if q
                 else "no threshold of the sweep gets that low")
@@ -543,7 +549,7 @@ def _detector_config(threshold: float, hop: float, keywords: Optional[str]):
 
 def _stream_detector(model: Optional[Path], threshold: Optional[float], hop: float, keywords: Optional[str]):
     """The streaming engine for `detect` and `listen`, at `threshold` or else the model's own
-    calibrated one, and a line saying which threshold it uses and why."""
+    calibrated one, a line saying which threshold it uses and why, and the checkpoint's metadata."""
     from .checkpoint import load_any
     from .stream import StreamingDetector
 
@@ -563,7 +569,7 @@ def _stream_detector(model: Optional[Path], threshold: Optional[float], hop: flo
         detector = StreamingDetector(net, _detector_config(chosen, hop, keywords))
     except ValueError as e:
         raise UserError(f"--keywords: {e}") from None
-    return detector, f"threshold {chosen:g} ({why})"
+    return detector, f"threshold {chosen:g} ({why})", meta
 
 
 ThresholdOpt = typer.Option(None, help="Smoothed probability that counts as a detection [default: the one the "
@@ -583,7 +589,7 @@ def detect(
     from .audio import stream_audio
     from .stream import detect_chunks
 
-    detector, _ = _stream_detector(model, threshold, hop, keywords)
+    detector, _, _ = _stream_detector(model, threshold, hop, keywords)
     config = detector.config
     failed = 0
     for f in files:
@@ -627,7 +633,7 @@ def listen(
         for i, name, channels, rate in found:
             typer.echo(f"{i:>3}  {name}  ({channels} ch, {rate:.0f} Hz)")
         return
-    detector, using = _stream_detector(model, threshold, hop, keywords)
+    detector, using, _ = _stream_detector(model, threshold, hop, keywords)
     dev = resolve_device(device)
     _info(f"listening with {using}")
     found: list = []
@@ -665,6 +671,40 @@ def listen(
         counts[d.label] = counts.get(d.label, 0) + 1
     summary = ", ".join(f"{k} ×{v}" for k, v in counts.items()) or "no keywords"
     _info(f"listened {seconds:.1f}s: {summary}")
+
+
+@app.command()
+def serve(
+    model: Optional[Path] = ModelOpt,
+    host: str = typer.Option("127.0.0.1", help="Address to bind. The default is this machine only; 0.0.0.0 "
+                             "lets other machines on your network open the page."),
+    port: int = typer.Option(8000, min=1, max=65535),
+    threshold: Optional[float] = ThresholdOpt,
+    max_upload_mb: float = typer.Option(10.0, min=0.01, help="The largest file POST /api/classify accepts."),
+) -> None:
+    """Hear keywords in a browser tab, and see the log-mel image the network reads.
+
+    Open the printed address, press Start listening and allow the microphone: the page streams it
+    to this server, which runs the same engine and threshold as kws listen (no PortAudio needed).
+    Drop a WAV file on the page to classify it. API: GET /api/model (labels, threshold, recipe);
+    POST /api/classify with a WAV body (what kws classify --json prints); WebSocket /ws.
+    Needs the web extra: pip install 'kws[web]'.
+    """
+    from .serve import check_port, create_app, require_web
+    from .serve import serve as run_server
+
+    require_web()
+    path = _checkpoint(model)
+    if path.suffix.lower() == ".onnx":
+        raise UserError(f"{path}: kws serve needs a model.pt (the page shows its frontend's image)")
+    detector, using, meta = _stream_detector(path, threshold, 100.0, None)
+    check_port(host, port)
+    web = create_app(detector.model, meta, detector.config, using, str(path), max_upload_mb)
+    shown = f"[{host}]" if ":" in host else host
+    _info(f"kws serve: open http://{shown}:{port}/ (model {path}, {using}); Ctrl-C stops")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        _info(f"bound to {host}: other machines that reach it can open the page")
+    run_server(web, host, port)
 
 
 def main() -> None:

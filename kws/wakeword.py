@@ -18,13 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import augment
 from .audio import SAMPLE_RATE
 from .datasets.speech_commands import NON_KEYWORDS, UNKNOWN
 from .errors import UserError
 from .stream import DetectorConfig, Detection, StreamingDetector, hop_scores
 
 BEFORE, AFTER = 0.25, 1.0  # a detection counts for a word said from start - BEFORE to end + AFTER
-THRESHOLDS = tuple(round(t, 3) for t in np.concatenate([np.arange(0.30, 0.90, 0.02), np.arange(0.90, 1.0, 0.005)]))
+# Finer near 1: a confident model's false accepts and its weaker keywords both score above 0.99.
+THRESHOLDS = tuple(float(round(t, 4)) for t in np.concatenate([np.arange(0.30, 0.90, 0.02), np.arange(0.90, 0.995, 0.005),
+                                                         [0.995, 0.997, 0.998, 0.999, 0.9995]]))
 RATES = (0.5, 1.0, 2.0, 5.0)  # false accepts per hour at which recall is reported
 
 
@@ -64,7 +67,7 @@ def build_stream(clips: torch.Tensor, targets: torch.Tensor, labels: list[str], 
         row = next(pools[kind])
         clip = clips[row].float().numpy() / 32768.0
         where = slice(at, at + length)
-        speech_rms = _active_rms(clip)
+        speech_rms = float(augment.speech_rms(torch.from_numpy(clip).unsqueeze(0))[0])
         noise_rms = float(np.sqrt(np.mean(bed[where] ** 2))) + 1e-6
         gain = noise_rms * 10 ** (rng.uniform(0.0, 20.0) / 20) / max(speech_rms, 1e-6)
         out[where] += np.clip(gain, 0.0, 0.9 / max(float(np.abs(clip).max()), 1e-6)) * clip
@@ -113,10 +116,6 @@ def _extent(clip: np.ndarray, frame: int = SAMPLE_RATE // 100) -> tuple[int, int
     return int(loud[0] * frame), int((loud[-1] + 1) * frame)
 
 
-def _active_rms(clip: np.ndarray) -> float:
-    start, end = _extent(clip)
-    return float(np.sqrt(np.mean(clip[start:end] ** 2)))
-
 
 def read_truth(path: Path) -> list[Event]:
     """A truth file: a JSON list of {"label", "start", "end"} in seconds."""
@@ -145,30 +144,36 @@ def write_truth(events: list[Event], path: Path) -> None:
 def score(detections: list[Detection], events: list[Event], hours: float) -> dict:
     """Recall of the keywords and false accepts per hour. A keyword is found when a detection of
     its label falls in [start - BEFORE, end + AFTER]; each detection finds at most one keyword, and
-    every other detection (wrong word, another word, noise, a second one for the same word) is a
-    false accept."""
+    every other detection is a false accept, counted by what was there: another keyword (`wrong`),
+    another word (`other`), noise alone (`noise`), or the same keyword once more (`repeat`)."""
     keywords = [e for e in events if e.label not in NON_KEYWORDS]
     found = [False] * len(keywords)
-    false = 0
+    kinds = {"wrong": 0, "other": 0, "noise": 0, "repeat": 0}
     for d in detections:
         match = next((i for i, e in enumerate(keywords) if not found[i] and e.label == d.label
                       and e.start - BEFORE <= d.time <= e.end + AFTER), None)
-        if match is None:
-            false += 1
-        else:
+        if match is not None:
             found[match] = True
+            continue
+        there = next((e for e in events if e.start - BEFORE <= d.time <= e.end + AFTER), None)
+        kinds["noise" if there is None else "other" if there.label in NON_KEYWORDS
+              else "repeat" if there.label == d.label else "wrong"] += 1
+    false = sum(kinds.values())
     recall = sum(found) / len(keywords) if keywords else 0.0
     return {"recall": recall, "false_accepts": false, "fa_per_hour": false / hours if hours else 0.0,
-            "keywords": len(keywords), "found": sum(found)}
+            "keywords": len(keywords), "found": sum(found), "false_by_kind": kinds}
 
 
 def sweep(model, audio: np.ndarray, events: list[Event], config: DetectorConfig | None = None,
-          thresholds: tuple[float, ...] = THRESHOLDS) -> list[dict]:
+          thresholds: tuple[float, ...] = THRESHOLDS, hops: tuple[list[float], torch.Tensor] | None = None,
+          detector: StreamingDetector | None = None) -> list[dict]:
     """Run the model over `audio` once, then score the detections of every threshold (the
-    engine's own decision, replayed: `StreamingDetector.candidate` once, `fire` per threshold)."""
+    engine's own decision, replayed: `StreamingDetector.candidate` once, `fire` per threshold).
+    `hops` (from `hop_scores`, same hop) and `detector` (a fresh one, another decision rule)
+    replay another rule without running the model again."""
     config = config or DetectorConfig()
-    times, probs = hop_scores(model, audio, config)
-    detector = StreamingDetector(model, config)
+    times, probs = hops or hop_scores(model, audio, config)
+    detector = detector or StreamingDetector(model, config)
     candidates = [(t, detector.candidate(t, p)) for t, p in zip(times, probs)]
     hours = len(audio) / SAMPLE_RATE / 3600
     points = []

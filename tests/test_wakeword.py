@@ -69,6 +69,7 @@ def test_the_scorer_counts_found_keywords_and_every_other_detection_as_a_false_a
     result = score(detections, events, hours=0.5)
     assert (result["found"], result["keywords"], result["false_accepts"]) == (2, 3, 4)
     assert result["recall"] == pytest.approx(2 / 3) and result["fa_per_hour"] == pytest.approx(8.0)
+    assert result["false_by_kind"] == {"wrong": 1, "other": 1, "noise": 1, "repeat": 1}
     late = score([Detection(41.6, "yes", 0.9)], events[3:], hours=1.0)  # more than 1 s after the end
     assert late["found"] == 0 and late["false_accepts"] == 1
 
