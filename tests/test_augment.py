@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from kws.augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment
+from kws.augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment, speech_rms
 from kws.datasets import speech_commands
 from kws.datasets.synth import SynthConfig, build
 from kws.features import LogMel
@@ -71,6 +71,23 @@ def test_each_wave_transform_does_what_it_says():
     noisy = WaveAugment(replace(OFF, noise_prob=1.0, noise_volume=0.1), noise, g)(clean)
     assert (noisy[:, :5000].abs().amax(1) > 0).float().mean() > 0.9
     assert torch.nn.functional.cosine_similarity(noisy, clean).min() > 0.5
+
+
+def test_noise_by_signal_to_noise_ratio_sits_that_far_below_the_word_whatever_its_level():
+    t = torch.arange(16000) / 16000
+    word = torch.sin(2 * torch.pi * 440 * t) * ((t > 0.4) & (t < 0.6))  # 0.2 s of tone in a silent second
+    clips = torch.stack([word * 0.5, word * 0.01])  # a loud speaker and a quiet one
+    noise = torch.randn(40000, generator=torch.Generator().manual_seed(0)) * 0.2
+    config = AugmentConfig(shift_ms=0, noise_prob=1.0, noise_snr_db=10.0, noise_snr_min_db=10.0)
+    out = WaveAugment(config, noise, torch.Generator().manual_seed(1))(clips)
+    added = out - clips
+    snr = 20 * torch.log10(speech_rms(clips) / added.pow(2).mean(1).sqrt())
+    assert torch.allclose(snr, torch.tensor([10.0, 10.0]), atol=0.3), snr
+    # The word's own loudness is taken from where it is said, not diluted by the silence around it.
+    assert abs(float(speech_rms(clips[:1])) - 0.5 / 2 ** 0.5) < 0.01
+    # The raw-gain default leaves the quiet speaker buried: its noise is not scaled to it.
+    plain = WaveAugment(AugmentConfig(shift_ms=0, noise_prob=1.0), noise, torch.Generator().manual_seed(1))(clips)
+    assert (plain - clips)[1].pow(2).mean() > 10 * added[1].pow(2).mean()
 
 
 def test_vocal_tract_warp_moves_the_mel_image_along_frequency_only():
