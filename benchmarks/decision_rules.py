@@ -98,13 +98,16 @@ def main() -> None:
     model, meta = load_any(args.model)
     x, y, noise, name = _clips_for_stream(model, meta, args.dataset, args.data_dir, args.split)
     audio, events = wakeword.build_stream(x, y, model.labels, noise, args.minutes, args.seed)
-    hops = hop_scores(model, audio, rules[0][1])
+    hops: dict[float, tuple] = {}  # one run of the model per hop length
     keywords = sum(e.label not in wakeword.NON_KEYWORDS for e in events)
     print(f"{name} {args.split}: {args.minutes:g} min, seed {args.seed}, {keywords} keywords, "
           f"{len(events) - keywords} other words; model {args.model}")
     rows = []
     for rule, config, extra in rules:
-        points = wakeword.sweep(model, audio, events, config, hops=hops, detector=RuleDetector(model, config, extra))
+        if config.hop_ms not in hops:
+            hops[config.hop_ms] = hop_scores(model, audio, config)
+        points = wakeword.sweep(model, audio, events, config, hops=hops[config.hop_ms],
+                                detector=RuleDetector(model, config, extra))
         at = {f"{rate:g}": wakeword.at_rate(points, rate) for rate in wakeword.RATES}
         rows.append({"model": str(args.model), "recipe": meta.get("train_args", {}).get("recipe", {}).get("name"),
                      "dataset": name, "split": args.split, "minutes": args.minutes, "seed": args.seed,

@@ -26,8 +26,8 @@ from .stream import DetectorConfig, Detection, StreamingDetector, hop_scores
 
 BEFORE, AFTER = 0.25, 1.0  # a detection counts for a word said from start - BEFORE to end + AFTER
 # Finer near 1: a confident model's false accepts and its weaker keywords both score above 0.99.
-THRESHOLDS = tuple(float(round(t, 4)) for t in np.concatenate([np.arange(0.30, 0.90, 0.02), np.arange(0.90, 0.995, 0.005),
-                                                         [0.995, 0.997, 0.998, 0.999, 0.9995]]))
+THRESHOLDS = tuple(sorted({float(round(t, 4)) for t in np.concatenate([
+    np.arange(0.30, 0.90, 0.02), np.arange(0.90, 0.995, 0.005), [0.995, 0.997, 0.998, 0.999, 0.9995]])}))
 RATES = (0.5, 1.0, 2.0, 5.0)  # false accepts per hour at which recall is reported
 
 
