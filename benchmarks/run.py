@@ -1,8 +1,9 @@
 """Measure kws on this machine, each figure beside its reference, and write benchmarks/results.json.
 
     python benchmarks/run.py                  # everything (MNIST takes a few minutes on 2 cores)
-    python benchmarks/run.py --only stream    # one section: frontend, data, training, inference, onnx, scale,
-                                              # stream, mnist
+    python benchmarks/run.py --only stream    # one section: frontend, data, training, inference, onnx, int8,
+                                              # scale, stream, mnist
+    python benchmarks/run.py --only int8 --model runs/real/model.pt   # a trained model, float32 vs int8
 
 Real clips and MNIST are read from ../shared/data (or --data); sections whose data is missing are
 skipped with a note. Timings are wall-clock medians or percentiles over repeats, after a warm-up.
@@ -225,6 +226,59 @@ def bench_onnx(data: Path) -> dict:
             "batch64_clips_per_s": round(64 / batch), "pytorch_batch64_clips_per_s": round(64 / batch_torch)}
 
 
+def bench_int8(data: Path, model_path: Path | None = None, dataset: Path | None = None) -> dict:
+    """A trained model exported as float32 and as int8 ONNX: size, test-split accuracy, one-clip and
+    per-hop latency, and the per-hop cost on one thread (a Raspberry-Pi-class budget)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return {"skipped": "onnxruntime is not installed (pip install 'kws[export]')"}
+    if model_path is None or not model_path.is_file():
+        return {"skipped": "needs --model: a trained audio model.pt (e.g. the real recipe's)"}
+    from kws.checkpoint import load_model
+    from kws.evaluate import model_split
+    from kws.export import OnnxClassifier, export
+
+    model, meta = load_model(model_path)
+    dataset = dataset or Path(meta["dataset"])
+    _, x, y = model_split(model, meta, str(dataset), data, "test")
+    audio = np.concatenate([real_clips(data, 30).reshape(-1)]).astype(np.float32)
+    out = {"model": str(model_path), "dataset": str(dataset), "test_clips": len(y)}
+
+    def measure(run) -> tuple[dict, torch.Tensor]:
+        probs = torch.cat([run.probabilities(x[i:i + 256]) for i in range(0, len(x), 256)])
+        one = [_time(lambda: run.probabilities(x[:1])) for _ in range(220)][20:]
+        result = {"test_accuracy": round(float((probs.argmax(1) == y).float().mean()), 4),
+                  "one_clip": percentiles(one), "per_hop": _per_hop(run, audio)}
+        return result, probs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        f32 = export(model, Path(tmp) / "model.onnx", "onnx")
+        i8 = export(model, Path(tmp) / "model.int8.onnx", "onnx", quantize="int8")
+        out["size_kb"] = {"float32": round(f32.stat().st_size / 1024), "int8": round(i8.stat().st_size / 1024)}
+        out["pytorch"], torch_probs = measure(model)
+        out["onnx_float32"], _ = measure(OnnxClassifier(f32))
+        out["onnx_int8"], int8_probs = measure(OnnxClassifier(i8))
+        out["int8_agrees_with_pytorch"] = round(float((int8_probs.argmax(1) == torch_probs.argmax(1)).float().mean()), 4)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            out["one_thread_per_hop"] = {"pytorch": _per_hop(model, audio),
+                                         "onnx_float32": _per_hop(OnnxClassifier(f32, threads=1), audio),
+                                         "onnx_int8": _per_hop(OnnxClassifier(i8, threads=1), audio)}
+        finally:
+            torch.set_num_threads(threads)
+    return out
+
+
+def _per_hop(model, audio: np.ndarray) -> dict:
+    """The live detector's cost per 100-ms hop: feed one hop at a time, as a microphone does."""
+    detector = StreamingDetector(model, DetectorConfig(hop_ms=100))
+    hop = detector.hop
+    times = [_time(lambda: detector.feed(audio[s:s + hop])) for s in range(0, len(audio) - hop + 1, hop)]
+    return percentiles(times[20:])
+
+
 def bench_mnist(data: Path) -> dict:
     """One epoch of the `mnist` recipe, trained as `kws train --recipe mnist --epochs 1` trains it."""
     from kws.recipes import resolve
@@ -267,7 +321,7 @@ def bench_scale(data: Path) -> dict:
 
 
 SECTIONS = {"frontend": bench_frontend, "data": bench_data, "training": None, "inference": bench_inference,
-            "onnx": bench_onnx, "stream": bench_stream, "mnist": bench_mnist, "scale": bench_scale}
+            "onnx": bench_onnx, "int8": bench_int8, "stream": bench_stream, "mnist": bench_mnist, "scale": bench_scale}
 
 
 def main() -> None:
@@ -275,6 +329,8 @@ def main() -> None:
     parser.add_argument("--only", choices=list(SECTIONS), action="append")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
+    parser.add_argument("--model", type=Path, default=None, help="int8: the trained model to quantize")
+    parser.add_argument("--dataset", type=Path, default=None, help="int8: whose test split [default: the model's]")
     args = parser.parse_args()
     torch.manual_seed(0)
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
@@ -287,6 +343,8 @@ def main() -> None:
             results[name] = {"cpu": bench_training("cpu")}
             if torch.cuda.is_available():
                 results[name]["cuda"] = bench_training("cuda")
+        elif name == "int8":
+            results[name] = bench_int8(args.data, args.model, args.dataset)
         else:
             results[name] = SECTIONS[name](args.data)
     if args.out.exists() and args.only:  # a partial run updates its own sections only

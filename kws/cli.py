@@ -437,27 +437,37 @@ def export(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="File to write [default: next to the model]."),
     check: Optional[Path] = typer.Option(None, help="A folder of clips (searched recursively, the first 64) to "
                                          "compare the export against PyTorch on [default: generated noise and tones]."),
+    quantize: Optional[str] = typer.Option(None, help="int8: the convnet's weights as 8-bit integers (onnx only; "
+                                           "onnxruntime's dynamic quantization), for small devices."),
 ) -> None:
     """Write the model with its frontend inside: 16 kHz waveform in, probabilities out.
 
     The export is checked against the PyTorch model on real clips and the largest difference in
-    probability is printed. `kws classify --model model.onnx` (and detect, listen) then run it
-    with onnxruntime, no PyTorch model code involved.
+    probability is printed (with --quantize int8, also how often the top label agrees). `kws
+    classify --model model.onnx` (and detect, listen) then run it with onnxruntime, no PyTorch
+    model code involved.
     """
     from . import export as exporting
     from .checkpoint import load_model
 
     if fmt not in exporting.FORMATS:
         raise UserError(f"--format {fmt}: choose onnx or torchscript")
+    if quantize not in (None, "int8"):
+        raise UserError(f"--quantize {quantize}: the one choice is int8")
+    if quantize and fmt != "onnx":
+        raise UserError("--quantize int8 goes with --format onnx")
     ckpt = _checkpoint(model)
     net, _ = load_model(ckpt)
-    path = out or ckpt.with_suffix(".onnx" if fmt == "onnx" else ".torchscript.pt")
-    exporting.export(net, path, fmt)
+    path = out or ckpt.with_suffix(".int8.onnx" if quantize else ".onnx" if fmt == "onnx" else ".torchscript.pt")
+    exporting.export(net, path, fmt, quantize)
     clips, where = _check_clips(check, net.clip_samples)
-    diff = exporting.largest_difference(net, path, fmt, clips)
-    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    typer.echo(f"largest probability difference from PyTorch on {len(clips)} {where}: {diff:.2e}")
-    if diff > 1e-3:
+    diff, agree = exporting.compare(net, path, fmt, clips)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    typer.echo(f"largest probability difference from PyTorch on {len(clips)} {where}: {diff:.2e}"
+               + (f"; the same top label on {agree:.1%}" if quantize else ""))
+    if quantize and agree < 0.9:
+        raise KwsError(f"the int8 model agrees with PyTorch on only {agree:.1%} of the clips; do not use it")
+    if not quantize and diff > 1e-3:
         raise KwsError(f"the export differs from the PyTorch model by {diff:.2e}; do not use it")
 
 

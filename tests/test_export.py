@@ -78,3 +78,23 @@ def test_a_time_pooled_ensemble_exports_and_hears_the_same(small_corpus, tmp_pat
     assert r.returncode == 0, r.stderr
     diff = float(re.search(r"largest probability difference from PyTorch on \d+ clips.*: (\S+)", r.stdout).group(1))
     assert diff < 1e-4
+
+
+def test_an_int8_export_is_smaller_runs_on_its_own_and_agrees_with_float(trained_run, small_corpus, tmp_path):
+    pytest.importorskip("onnxruntime")
+    folder, files = _clips(small_corpus, tmp_path, n=12)
+    f32, i8 = tmp_path / "m.onnx", tmp_path / "m.int8.onnx"
+    assert kws("export", "--format", "onnx", "--model", trained_run / "model.pt", "-o", f32).returncode == 0
+    r = kws("export", "--format", "onnx", "--quantize", "int8", "--model", trained_run / "model.pt", "-o", i8,
+            "--check", folder)
+    assert r.returncode == 0, r.stderr
+    agree = float(re.search(r"the same top label on (\S+)%", r.stdout).group(1))
+    diff = float(re.search(r"largest probability difference from PyTorch on \d+ clips.*: (\S+);", r.stdout).group(1))
+    assert agree >= 90 and 1e-6 < diff < 0.2  # int8 is not float: close, not equal
+    assert i8.stat().st_size < 0.9 * f32.stat().st_size
+    by_int8 = json.loads(kws("classify", "--model", i8, "--json", *files).stdout)
+    by_torch = json.loads(kws("classify", "--model", trained_run / "model.pt", "--json", *files).stdout)
+    same = sum(a["label"] == b["label"] for a, b in zip(by_int8, by_torch))
+    assert same >= len(files) - 1, (by_int8, by_torch)
+    r = kws("export", "--format", "torchscript", "--quantize", "int8", "--model", trained_run / "model.pt")
+    assert r.returncode == 2 and "goes with --format onnx" in r.stderr

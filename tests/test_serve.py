@@ -141,6 +141,12 @@ def test_serve_errors_are_one_line(trained_run, tmp_path):
     assert r.returncode == 2 and "needs a model.pt" in r.stderr
 
 
+def test_without_the_web_extra_serve_says_how_to_get_it(trained_run, tmp_path):
+    (tmp_path / "fastapi.py").write_text("raise ImportError('no fastapi here', name='fastapi')\n")
+    r = kws("serve", "--model", trained_run / "model.pt", env={"PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 2 and "pip install 'kws[web]'" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
