@@ -83,10 +83,39 @@ def quantize_int8(path: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     proto = onnx.load(str(path))
+    _dense_as_matmul(proto)
     net = [n.name for n in proto.graph.node
-           if n.op_type in ("Conv", "Gemm", "MatMul") and any(i.startswith("model.net.") for i in n.input)]
+           if n.op_type in ("Conv", "MatMul") and any(i.startswith("model.net.") for i in n.input)]
+    onnx.save_model(proto, str(path))
     logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is for image pipelines
     quantize_dynamic(str(path), str(path), weight_type=QuantType.QInt8, nodes_to_quantize=net)
+
+
+def _dense_as_matmul(proto) -> None:
+    """Dynamic quantization covers MatMul but not Gemm, which is how a dense layer is exported:
+    each Gemm with a constant weight becomes MatMul (the weight stored transposed) + Add."""
+    from onnx import helper, numpy_helper
+
+    weights = {w.name: w for w in proto.graph.initializer}
+    nodes = []
+    for node in proto.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        plain = attrs.get("transA", 0) == 0 and attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0
+        if node.op_type != "Gemm" or node.input[1] not in weights or not plain:
+            nodes.append(node)
+            continue
+        weight = weights.pop(node.input[1])
+        matrix = numpy_helper.to_array(weight)
+        matrix = np.ascontiguousarray(matrix.T if attrs.get("transB", 0) else matrix)
+        proto.graph.initializer.remove(weight)
+        transposed = weight.name + ".t"  # a new name: the old one may carry its shape in value_info
+        proto.graph.initializer.append(numpy_helper.from_array(matrix, transposed))
+        product = node.output[0] + "_product" if len(node.input) > 2 else node.output[0]
+        nodes.append(helper.make_node("MatMul", [node.input[0], transposed], [product], name=node.name))
+        if len(node.input) > 2:
+            nodes.append(helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=node.name + "_bias"))
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
 
 
 class OnnxClassifier:
