@@ -1,7 +1,7 @@
 """Measure kws on this machine, each figure beside its reference, and write benchmarks/results.json.
 
     python benchmarks/run.py                  # everything (MNIST takes a few minutes on 2 cores)
-    python benchmarks/run.py --only stream    # one section: frontend, data, training, inference, onnx, int8,
+    python benchmarks/run.py --only stream    # one section: frontend, data, training, peak, inference, onnx, int8,
                                               # scale, stream, mnist
     python benchmarks/run.py --only int8 --model runs/real/model.pt   # a trained model, float32 vs int8
 
@@ -108,6 +108,58 @@ def bench_training(device: str) -> dict:
         seconds = _time(lambda: [step() for _ in range(steps)])
         out[preset] = {"samples_per_s": round(64 * steps / seconds),
                        "params": sum(p.numel() for p in model.parameters())}
+    return out
+
+
+def bench_peak(data: Path) -> dict:
+    """The machine's sustained fp32 rate (a large matrix product) against what the chapter-4 net's
+    training reaches (FLOPs per sample × samples per second), on MNIST-sized and log-mel images,
+    and where a log-mel training step's time goes."""
+    from kws.augment import AugmentConfig, WaveAugment
+    from kws.features import PixelScale
+    from kws.model import TRAINING_PASSES, forward_flops
+
+    n = 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    peak = 2 * n ** 3 / min(_time(lambda: a @ b) for _ in range(10))
+    out: dict = {"matmul_gflops": round(peak / 1e9, 1), "threads": torch.get_num_threads()}
+    batch = 64
+    generator = torch.Generator().manual_seed(0)
+    sides = {"mnist": (PixelScale(), (torch.rand(1024, 28, 28) * 255).round(), [str(i) for i in range(10)]),
+             "log_mel": (LogMel(), torch.from_numpy((real_clips(data, 256) * 32767).astype(np.int16)), LABELS)}
+    for side, (frontend, inputs, labels) in sides.items():
+        model = new_classifier(frontend, labels).train()
+        flops = TRAINING_PASSES * forward_flops(model.net, *frontend.image_shape)
+        opt = torch.optim.Adam(model.parameters(), 3e-3)
+        augment = WaveAugment(AugmentConfig(), None, generator) if side == "log_mel" else None
+        parts = dict.fromkeys(("data", "augmentation", "frontend", "forward", "backward", "optimizer"), 0.0)
+        steps = 40
+        for step in range(steps + 5):
+            marks = [time.perf_counter()]
+            rows = torch.randint(0, len(inputs), (batch,), generator=generator)
+            x, y = inputs[rows], torch.randint(0, len(labels), (batch,), generator=generator)
+            marks.append(time.perf_counter())
+            x = augment(x) if augment else x
+            marks.append(time.perf_counter())
+            image = model.frontend(x)
+            marks.append(time.perf_counter())
+            loss = torch.nn.functional.cross_entropy(model.net(image), y)
+            marks.append(time.perf_counter())
+            opt.zero_grad()
+            loss.backward()
+            marks.append(time.perf_counter())
+            opt.step()
+            marks.append(time.perf_counter())
+            if step >= 5:  # after a warm-up
+                for name, start, end in zip(parts, marks, marks[1:]):
+                    parts[name] += end - start
+        total = sum(parts.values())
+        samples_per_s = batch * steps / total
+        out[side] = {"training_flops_per_sample": flops, "samples_per_s": round(samples_per_s),
+                     "fraction_of_peak": round(samples_per_s * flops / peak, 4),
+                     "step_ms": round(1000 * total / steps, 2),
+                     "step_share": {k: round(v / total, 3) for k, v in parts.items()}}
     return out
 
 
@@ -320,7 +372,8 @@ def bench_scale(data: Path) -> dict:
             "epochs": recipe.epochs, "members": recipe.members}
 
 
-SECTIONS = {"frontend": bench_frontend, "data": bench_data, "training": None, "inference": bench_inference,
+SECTIONS = {"frontend": bench_frontend, "data": bench_data, "training": None, "peak": bench_peak,
+            "inference": bench_inference,
             "onnx": bench_onnx, "int8": bench_int8, "stream": bench_stream, "mnist": bench_mnist, "scale": bench_scale}
 
 

@@ -112,6 +112,37 @@ def build_net(config: NetConfig) -> nn.Module:
     return ConvNet(config) if config.members == 1 else Ensemble(config)
 
 
+# A training step costs about three forward passes: the forward one, then backward's two products
+# per layer (the gradient for the layer's input and the one for its weights).
+TRAINING_PASSES = 3
+
+
+def forward_flops(net: nn.Module, height: int, width: int) -> int:
+    """Floating-point operations of one image's forward pass through the convolutions and dense
+    layers (2 per multiply-add), the arithmetic that dominates it; activations, pooling and biases
+    are left out. Counted on a dummy image, so any preset, member count or time pool is covered."""
+    total = 0
+
+    def count(module: nn.Module, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            total += 2 * output.numel() * k
+        else:
+            total += 2 * module.in_features * output.numel()
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = net.training
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, 1, height, width))
+    finally:
+        net.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return total
+
+
 def first_member(net: nn.Module) -> ConvNet:
     """The net whose layers `explain` draws: the only one, or an ensemble's first."""
     return net.members[0] if isinstance(net, Ensemble) else net

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kws.features import LogMel, PixelScale
-from kws.model import ConvNet, NetConfig, new_classifier
+from kws.model import ConvNet, NetConfig, build_net, forward_flops, new_classifier
 
 from .conftest import kws
 
@@ -76,3 +76,18 @@ def test_the_time_pool_travels_with_the_checkpoint_and_old_ones_load_without_it(
     torch.save(data, tmp_path / "old.pt")
     old, _ = load_model(tmp_path / "old.pt")
     assert not old.net.config.time_pool and torch.allclose(old(x), plain(x))
+
+
+def test_the_chapter4_nets_flops_on_a_28x28_digit_are_those_counted_by_hand():
+    # Multiply-adds of each layer (3×3 valid convolutions, 2×2 pools that drop the odd row):
+    by_hand = (26 * 26 * 16 * (1 * 9)      # conv 16: 28 → 26
+               + 11 * 11 * 32 * (16 * 9)   # pool → 13, conv 32 → 11
+               + 3 * 3 * 32 * (32 * 9)     # pool → 5, conv 32 → 3
+               + 288 * 64                  # dense 64 on the flattened 3·3·32
+               + 64 * 10)                  # dense 10
+    assert by_hand == 756_928
+    net = ConvNet(NetConfig(28, 28, 10))
+    assert forward_flops(net, 28, 28) == 2 * by_hand
+    assert net.training  # counting leaves the net's mode as it was
+    # Two voting members cost twice one.
+    assert forward_flops(build_net(NetConfig(28, 28, 10, members=2)), 28, 28) == 4 * by_hand
