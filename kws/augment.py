@@ -93,7 +93,10 @@ class WaveAugment:
             if c.noise_snr_db > 0:
                 snr = self._uniform(n, c.noise_snr_min_db, c.noise_snr_db)
                 noise_rms = cuts.pow(2).mean(1).sqrt().clamp_min(1e-6)
-                gain = speech_rms(x) / noise_rms * 10 ** (-snr / 20)
+                level = speech_rms(x)
+                # A silent row has no word to measure: it gets noise at the raw gain's ceiling.
+                level = torch.where(level > 0, level, c.noise_volume * noise_rms)
+                gain = level / noise_rms * 10 ** (-snr / 20)
             else:
                 gain = self._uniform(n, 0.0, c.noise_volume)
             gain = gain * (torch.rand(n, generator=self.generator) < c.noise_prob)

@@ -116,7 +116,6 @@ def _extent(clip: np.ndarray, frame: int = SAMPLE_RATE // 100) -> tuple[int, int
     return int(loud[0] * frame), int((loud[-1] + 1) * frame)
 
 
-
 def read_truth(path: Path) -> list[Event]:
     """A truth file: a JSON list of {"label", "start", "end"} in seconds."""
     try:

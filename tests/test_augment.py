@@ -85,6 +85,9 @@ def test_noise_by_signal_to_noise_ratio_sits_that_far_below_the_word_whatever_it
     assert torch.allclose(snr, torch.tensor([10.0, 10.0]), atol=0.3), snr
     # The word's own loudness is taken from where it is said, not diluted by the silence around it.
     assert abs(float(speech_rms(clips[:1])) - 0.5 / 2 ** 0.5) < 0.01
+    # A silent row gets noise too (at the raw gain's ceiling, less the drawn ratio).
+    silent = WaveAugment(config, noise, torch.Generator().manual_seed(1))(torch.zeros(1, 16000))
+    assert 0 < float(silent.pow(2).mean().sqrt()) <= 0.1 * float(noise.pow(2).mean().sqrt())
     # The raw-gain default leaves the quiet speaker buried: its noise is not scaled to it.
     plain = WaveAugment(AugmentConfig(shift_ms=0, noise_prob=1.0), noise, torch.Generator().manual_seed(1))(clips)
     assert (plain - clips)[1].pow(2).mean() > 10 * added[1].pow(2).mean()
