@@ -1,7 +1,7 @@
 """Measure kws on this machine, each figure beside its reference, and write benchmarks/results.json.
 
     python benchmarks/run.py                  # everything (MNIST takes a few minutes on 2 cores)
-    python benchmarks/run.py --only stream    # one section: frontend, data, training, peak, inference, onnx, int8,
+    python benchmarks/run.py --only stream    # one section: frontend, data, training, peak, peers, inference, onnx, int8,
                                               # scale, stream, mnist
     python benchmarks/run.py --only int8 --model runs/real/model.pt   # a trained model, float32 vs int8
 
@@ -160,6 +160,78 @@ def bench_peak(data: Path) -> dict:
                      "fraction_of_peak": round(samples_per_s * flops / peak, 4),
                      "step_ms": round(1000 * total / steps, 2),
                      "step_share": {k: round(v / total, 3) for k, v in parts.items()}}
+    return out
+
+
+def bench_peers(data: Path, epochs: int = 2, batch: int = 64, lr: float = 1e-3) -> dict:
+    """The book's network trained side by side in Keras 3 (TensorFlow backend) and in kws (its
+    `ConvNet`, a plain PyTorch loop), on the same float images with the same batch size, Adam rate
+    and epochs: the real MNIST, and the log-mel images of the offline corpus in ./data when one has
+    been built. Each side's last epoch is timed (the first pays for tracing and warm-up)."""
+    try:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+    except ImportError:
+        return {"skipped": "keras / tensorflow-cpu are not installed (pip install -e '.[bench]')"}
+    from kws.datasets import load_dataset
+    from kws.datasets.images import load_mnist
+    from kws.model import ConvNet, NetConfig
+
+    sets = {}
+    mnist = load_mnist(data / "mnist")
+    sets["mnist"] = [(s[0].float().unsqueeze(1) / 255, s[1]) for s in (mnist.train, mnist.test)]
+    corpora = sorted((ROOT / "data").glob("synth-*"))
+    if corpora:
+        splits = load_dataset(str(corpora[0]), ROOT / "data", progress=False)
+        frontend = LogMel().eval()
+        with torch.no_grad():
+            sets["log_mel"] = [(torch.cat([frontend(s[0][i:i + 512]) for i in range(0, len(s[0]), 512)]), s[1])
+                               for s in (splits.train, splits.test)]
+    out: dict = {"epochs": epochs, "batch_size": batch, "lr": lr, "optimizer": "Adam", "keras": keras.__version__}
+    for name, ((x, y), (xt, yt)) in sets.items():
+        classes, (height, width) = int(y.max()) + 1, x.shape[2:]
+        # kws
+        torch.manual_seed(0)
+        net = ConvNet(NetConfig(height, width, classes)).train()
+        opt = torch.optim.Adam(net.parameters(), lr)
+        seconds = []
+        for _ in range(epochs):
+            order = torch.randperm(len(x))
+            start = time.perf_counter()
+            for i in range(0, len(x), batch):
+                rows = order[i:i + batch]
+                loss = torch.nn.functional.cross_entropy(net(x[rows]), y[rows])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            seconds.append(time.perf_counter() - start)
+        with torch.no_grad():
+            ours = float((net.eval()(xt).argmax(1) == yt).float().mean())
+        # Keras: the same layers, channels last as Keras wants them
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([
+            keras.Input((height, width, 1)),
+            keras.layers.Conv2D(16, 3, activation="relu"), keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(classes)])
+        model.compile(keras.optimizers.Adam(lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        times = []
+
+        class Timer(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                times.append(time.perf_counter() - self.start)
+
+        xk, xtk = x.permute(0, 2, 3, 1).numpy(), xt.permute(0, 2, 3, 1).numpy()
+        model.fit(xk, y.numpy(), batch_size=batch, epochs=epochs, shuffle=True, verbose=0, callbacks=[Timer()])
+        theirs = float(model.evaluate(xtk, yt.numpy(), batch_size=512, verbose=0)[1])
+        out[name] = {"train_images": len(x), "kws_seconds_per_epoch": round(seconds[-1], 2),
+                     "keras_seconds_per_epoch": round(times[-1], 2), "kws_test_accuracy": round(ours, 4),
+                     "keras_test_accuracy": round(theirs, 4), "keras_over_kws_time": round(times[-1] / seconds[-1], 2)}
     return out
 
 
@@ -372,7 +444,7 @@ def bench_scale(data: Path) -> dict:
             "epochs": recipe.epochs, "members": recipe.members}
 
 
-SECTIONS = {"frontend": bench_frontend, "data": bench_data, "training": None, "peak": bench_peak,
+SECTIONS = {"frontend": bench_frontend, "data": bench_data, "training": None, "peak": bench_peak, "peers": bench_peers,
             "inference": bench_inference,
             "onnx": bench_onnx, "int8": bench_int8, "stream": bench_stream, "mnist": bench_mnist, "scale": bench_scale}
 
