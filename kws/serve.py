@@ -78,13 +78,17 @@ class Session:
         level = float(np.sqrt(np.mean(samples ** 2))) if len(samples) else 0.0
         if self.resampler is not None:
             samples = self.resampler.resample_chunk(samples)
+        scored = self.detector.samples - self.detector.pending
         detections = self.detector.feed(samples)
+        fresh = self.detector.samples - self.detector.pending != scored  # a hop was scored: a new picture
         return {"type": "hop", "time": round(self.detector.samples / SAMPLE_RATE, 3),
                 "level_db": round(20 * float(np.log10(level + 1e-9)), 1),
-                "detections": [d.as_json() for d in detections], **self.picture()}
+                "detections": [d.as_json() for d in detections], **(self.picture() if fresh else {})}
 
     def picture(self) -> dict:
-        """The last second as the network reads it, as bytes (one per pixel, low band first), and the top words."""
+        """The last second as the network reads it, as bytes (one per pixel, low band first), and the
+        top words: sent only when the detector scored a hop, so the frontend runs once more per hop,
+        not once more per chunk."""
         model = self.detector.model
         with torch.no_grad():
             image = model.frontend(torch.from_numpy(self.detector.last_second.copy()).unsqueeze(0))[0, 0]

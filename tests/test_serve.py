@@ -69,13 +69,22 @@ def _stream(client, audio, rate, chunk_seconds=0.05):
         ws.send_text(json.dumps({"sample_rate": rate}))
         assert ws.receive_json()["type"] == "ready"
         step = int(rate * chunk_seconds)
+        pictured, scored = 0, 0
         for start in range(0, len(audio), step):
             ws.send_bytes(audio[start:start + step].astype("<f4").tobytes())
             message = ws.receive_json()
-            assert message["type"] == "hop" and message["image"]["height"] > 0
+            assert message["type"] == "hop"
+            now = int(message["time"] * 16000) // 1600  # hops of 100 ms scored so far
+            if now > scored:  # a new hop: its picture comes with it, else none
+                assert message["image"]["height"] > 0 and message["image"]["width"] > 0
+                pictured, last = pictured + 1, message
+            else:
+                assert "image" not in message
+            scored = now
             detections += message["detections"]
             hops += 1
-        assert len(message["top"]) == 5 and message["top"][0]["probability"] >= message["top"][1]["probability"]
+        assert pictured >= hops // 2 - 1
+        assert len(last["top"]) == 5 and last["top"][0]["probability"] >= last["top"][1]["probability"]
         ws.send_text(json.dumps({"end": True}))
         assert ws.receive_json()["type"] == "end"
     return detections, hops

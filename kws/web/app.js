@@ -84,8 +84,7 @@ async function start() {
   socket.onmessage = (e) => {
     const m = JSON.parse(e.data);
     if (m.type === "hop") {
-      drawImage(m.image);
-      drawBars(m.top);
+      if (m.image) { drawImage(m.image); drawBars(m.top); }
       $("level").style.width = `${Math.max(0, Math.min(100, (m.level_db + 60) * 100 / 60))}%`;
       m.detections.forEach(addDetection);
     } else if (m.type === "error") {
