@@ -684,6 +684,70 @@ def listen(
 
 
 @app.command()
+def enroll(
+    word: str = typer.Argument(..., help="The word or short phrase to teach, e.g. marvin or 'hey computer'."),
+    model: Optional[Path] = ModelOpt,
+    count: int = typer.Option(8, min=1, max=50, help="Takes to record from the microphone."),
+    from_dir: Optional[Path] = typer.Option(None, help="Take the examples from this folder of WAVs instead "
+                                            "(one take each; _background_noise_/ inside it, if any, is the room)."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="The new model [default: MODEL-WORD.pt beside it]."),
+    device: Optional[str] = typer.Option(None, help="Input device index or part of its name [default: system default]."),
+    data_dir: Optional[Path] = DataDir,
+    seed: int = typer.Option(0, help="Seeds the fine-tuning's batches and augmentation."),
+) -> None:
+    """Teach a model your voice: a few takes of a word adapt it in under a minute.
+
+    Records --count takes, each after a prompt and with a level meter, then 10 s of the room's
+    background; or reads them from --from-dir. A word new to the model becomes a new label; a word
+    it knows is sharpened. The takes are saved beside the new model (WORD/ in MODEL-WORD.enroll/),
+    so the same adaptation can be redone with --from-dir. The model's training data is needed too,
+    so that the words it knew stay known; its streaming threshold is kept as it was calibrated.
+    """
+    from . import paths
+    from .audio import write_wav
+    from .checkpoint import load_model, save_model
+    from .enroll import Stopped, adapt, check_model, earlier_takes, read_folder, record
+    from .voices.confusable import normalise
+
+    word = normalise(word)
+    ckpt = _checkpoint(model)
+    net, meta = load_model(ckpt)
+    check_model(net)
+    slug = word.replace(" ", "_")
+    out = out or ckpt.with_name(f"{ckpt.stem}-{slug}.pt")
+    folder = out.with_suffix(".enroll") / slug
+    if from_dir is not None:
+        takes, room = read_folder(from_dir)
+        if from_dir.resolve() != folder.resolve():
+            folder.mkdir(parents=True, exist_ok=True)
+            for k, take in enumerate(takes, 1):
+                write_wav(folder / f"{k:02d}.wav", take.astype("float32") / 32768)
+            if len(room):
+                (folder / "_background_noise_").mkdir(exist_ok=True)
+                write_wav(folder / "_background_noise_" / "room.wav", room)
+    else:
+        from .listen import resolve_device
+
+        dev = resolve_device(device)
+        try:
+            takes, room = record(word, count, folder, dev, say=_info)
+        except Stopped as e:
+            _info(f"{e}; finish with: kws enroll {word!r} --model {ckpt} --from-dir {e.folder}")
+            raise typer.Exit(130)
+    _info(f"adapting {ckpt} to {word!r} from {len(takes)} takes")
+    new, result = adapt(net, meta, word, takes, room, paths.data_dir(data_dir), log=_info, earlier=earlier_takes(meta))
+    kept = {k: v for k, v in meta.items() if k not in ("frontend", "net", "labels", "classes", "state_dict",
+                                                       "format", "kws_version", "kind")}
+    save_model(new, out, **{**kept, "enrolled": [*meta.get("enrolled", []), {**result, "folder": str(folder)}]})
+    how = {"new": "a new label", "promoted": "a label (it was one of the words behind _unknown_)",
+           "sharpened": "sharpened"}[result["how"]]
+    typer.echo(f"enrolled {word!r} as {how} in {result['seconds']:.0f} s: {result['heard']} of {result['examples']} "
+               f"takes heard as {word!r}; the words it knew: {result['known_before']:.1%} -> "
+               f"{result['known_after']:.1%} on {result['dataset']}'s test clips")
+    typer.echo(f"model saved to {out} (takes in {folder})")
+
+
+@app.command()
 def serve(
     model: Optional[Path] = ModelOpt,
     host: str = typer.Option("127.0.0.1", help="Address to bind. The default is this machine only; 0.0.0.0 "

@@ -91,9 +91,11 @@ def model_split(model: Classifier, meta: dict, dataset: str, data_dir, split: st
 
     keywords = [label for label in model.labels if label not in NON_KEYWORDS]
     extra = len(keywords) != len(model.labels)
-    seed = int(meta.get("train_args", {}).get("train_config", {}).get("seed", 0))
+    args = meta.get("train_args", {})
+    seed = int(args.get("train_config", {}).get("seed", 0))
+    near = int(args.get("recipe", {}).get("near_misses", 0)) if args.get("words") else 0  # (as it trained)
     splits = load_dataset(dataset, data_dir, task="12" if extra else "35", words=keywords if extra else None,
-                          missing_ok=True, seed=seed)
+                          missing_ok=True, seed=seed, near_misses=near)
     foreign = [label for label in splits.labels if label not in model.labels]
     if foreign:
         raise UserError(f"{dataset}: its labels {', '.join(foreign[:6])} are not the model's")

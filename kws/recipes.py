@@ -38,6 +38,9 @@ class Recipe:
     target_fa_per_hour: float = 1.0
     calibration_minutes: float = 30.0
     per_word: int = 600  # clips per word when the synthetic corpus is built for this recipe
+    # Training on the synthetic corpus for `--words`: near misses of each keyword, built and taught
+    # as `_unknown_` (`voices.confusable`), so that "commuter" is not heard as "computer".
+    near_misses: int = 4
 
     def line(self) -> str:
         """The whole recipe in one line, as training prints it."""

@@ -85,7 +85,8 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     else:
         splits = load_dataset(dataset, data_dir, task=task, words=words, seed=seed, per_word=recipe.per_word,
                               unknown_words=recipe.unknown_words, unknown_each_epoch=recipe.unknown_each_epoch,
-                              balance=recipe.source_balance, progress=progress and main)
+                              balance=recipe.source_balance, near_misses=recipe.near_misses if words else 0,
+                              progress=progress and main)
     if main:
         distributed.barrier()
     if UNKNOWN not in splits.labels:  # asked for by a flag, not by the recipe (every rank stops alike)

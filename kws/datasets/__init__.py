@@ -92,18 +92,19 @@ class Splits:
 def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str] | None = None,
                  seed: int = 0, per_word: int | None = None, unknown_words: bool = False,
                  unknown_each_epoch: bool = False, balance: float = 0.0, missing_ok: bool = False,
-                 progress: bool = True) -> Splits:
+                 near_misses: int = 0, progress: bool = True) -> Splits:
     """Resolve `--dataset`: a known name (downloaded or generated on first use), a folder, or
     several of these joined with `+` (`join`, with `balance`).
     `unknown_words`: `_unknown_` training clips keep their own word as a class (`Splits.classes`);
     `unknown_each_epoch`: every epoch draws its `_unknown_` clips anew (`Splits.draw`);
-    `missing_ok`: a source may lack some of the keywords (as each of several sources may)."""
+    `missing_ok`: a source may lack some of the keywords (as each of several sources may);
+    `near_misses`: for `words` on the synthetic corpus, that many near misses of each (`own_words`)."""
     from ..errors import KwsError, UserError
 
     parts = [part for part in name.split("+") if part]
     if len(parts) > 1:
         options = {"task": task, "words": words, "seed": seed, "per_word": per_word, "unknown_words": unknown_words,
-                   "unknown_each_epoch": unknown_each_epoch, "progress": progress}
+                   "unknown_each_epoch": unknown_each_epoch, "near_misses": near_misses, "progress": progress}
         from .speech_commands import KEYWORDS
 
         order = list(words) if words else list(KEYWORDS) if task == "12" else None
@@ -125,6 +126,8 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
 
         config = synth.SynthConfig(**({"per_word": per_word} if per_word else {}))
         root = build_synth(synth.default_root(data_dir, config), config, progress)
+        if words:
+            root, words = own_words(root, config, words, near_misses, seed, progress)
         return speech_commands.load(root, task, words, seed, name="synth", **unknown)
     if name in ("mnist", "digits"):
         from . import images
@@ -183,6 +186,35 @@ def join(parts: list[Splits], order: list[str] | None = None, balance: float = 0
     return Splits("+".join(names), parts[0].kind, labels, splits["train"], splits["val"], splits["test"],
                   noise=torch.cat(noises) if noises else None, info={"sources": [p.info for p in parts]},
                   classes=classes, draw=draw, sources=names, source_of=source_of, balance=balance)
+
+
+def own_words(corpus: Path, config, words: list[str], near_misses: int = 0, seed: int = 0,
+              progress: bool = True) -> tuple[Path, list[str]]:
+    """The synthetic corpus for `words`, any words or short phrases: those it lacks are built, and
+    each keyword gets `near_misses` near misses (`confusable.confusables`) taught as `_unknown_`.
+    Returns the corpus (itself, or one of links: `synth.with_words`) and the words as its folders
+    name them."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..voices.confusable import confusables
+    from ..voices.espeak import Speaker
+    from . import synth
+
+    speaker = Speaker()
+    words = list(dict.fromkeys(synth.check_word(w, speaker) for w in words))
+    near = {w: confusables(w, near_misses, avoid=tuple(x for x in words if x != w), seed=seed, speaker=speaker)
+            for w in words} if near_misses else {}
+    negatives = list(dict.fromkeys(n for w in words for n in near.get(w, []) if n not in words))
+    if not negatives and all((corpus / w).is_dir() for w in words):
+        return corpus, words
+    for w, misses in near.items() if progress else ():
+        print(f"{w}: near misses taught as _unknown_: {', '.join(misses)}", file=sys.stderr)
+    with Progress(TextColumn("Synthesising {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), disable=not progress, transient=True) as bar:
+        task = bar.add_task("new words", total=None)
+        synth.build_words(corpus, config, [*words, *negatives],
+                          lambda done, total: bar.update(task, completed=done, total=total))
+    return synth.with_words(corpus, config, words, negatives), words
 
 
 def build_synth(root: Path, config, progress: bool = True) -> Path:

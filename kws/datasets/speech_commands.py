@@ -119,7 +119,10 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
     """Decode a corpus in the Speech Commands layout into int16 tensors, one row per 1-s clip.
 
     For the 12-class task, `_unknown_` clips are drawn from the other words and `_silence_` clips are
-    cut from the background noise, each about `*_percent` of a split (TensorFlow's recipe).
+    cut from the background noise, each about `*_percent` of a split (TensorFlow's recipe). Words
+    the corpus names in `negatives.txt`, near misses of its keywords, are `_unknown_` beside that
+    draw, together as many clips as the keywords have (an even share each): a draw of a few clips
+    of each would not teach where a keyword ends.
     `unknown_words` gives each other word a training class of its own, `_unknown_/bed` and so on
     (`Splits.classes`; the same clips are drawn), so the net learns each word rather than one broad
     catch-all class. `unknown_each_epoch` keeps every other
@@ -135,6 +138,7 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
     classes = None
     if extra and unknown_words:
         classes = [SILENCE, *(f"{UNKNOWN}/{w}" for w in word_folders(root) if w not in index), *keywords]
+    negatives = set(read_negatives(root)) - set(keywords)
     rng = random.Random(seed)
     noise = load_noise(root)
     splits, draw = {}, None
@@ -144,7 +148,12 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
         known = [(p, target[p.split("/")[0]]) for p in paths if p.split("/")[0] in index]
         chosen = list(known)
         if extra:
-            others = [p for p in paths if p.split("/")[0] not in index]
+            near = {w: [p for p in paths if p.split("/")[0] == w] for w in sorted(negatives)}
+            share = -(-len(known) // max(1, len(near)))
+            for w, clips in near.items():
+                rng.shuffle(clips)
+                chosen += [(p, target[f"{UNKNOWN}/{w}" if fine else UNKNOWN]) for p in clips[:share]]
+            others = [p for p in paths if p.split("/")[0] not in index and p.split("/")[0] not in negatives]
             rng.shuffle(others)
             n_unknown = min(len(others), int(np.ceil(len(known) * unknown_percent / 100)))
             pooled = unknown_each_epoch and split == "train"
@@ -165,6 +174,11 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
     return Splits(name or root.name, "audio", labels, splits["train"], splits["val"], splits["test"],
                   noise=torch.from_numpy(noise) if len(noise) else None, info={"root": str(root), "task": task},
                   classes=classes, draw=draw)
+
+
+def read_negatives(root: Path) -> list[str]:
+    path = root / "negatives.txt"
+    return [w.strip() for w in path.read_text().splitlines() if w.strip()] if path.is_file() else []
 
 
 def decode_clips(paths: list[Path], length: int = SAMPLE_RATE) -> np.ndarray:

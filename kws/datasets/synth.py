@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import shutil
+import zlib
 from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,6 +34,9 @@ WORDS = ("backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "foll
          "go", "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right",
          "seven", "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero")
 NOISE_SECONDS = 30
+FITS = 0.95  # seconds of the 1-s window a word or phrase may fill
+MAX_RATE = 450  # espeak-ng's fastest words per minute
+LONGEST = 1.5  # seconds: a phrase longer than this at a normal pace is refused, not sped up
 PICO_PER_WORD = 300  # the one share tried (1 Pico clip per 1.6 espeak-ng training clips); not tuned
 
 
@@ -108,10 +112,7 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
         done = spoken = 0
         for word in config.words:
             for sid, voice, split in speakers:
-                # (a single ending draws nothing, so the default corpus stays what it was)
-                ending = config.endings[int(rng.integers(len(config.endings)))] if len(config.endings) > 1 \
-                    else config.endings[0]
-                clip = place(speak(speaker, word + ending, jitter(voice, rng)), rng)
+                clip = place(speak(speaker, word + _ending(config, rng), jitter(voice, rng)), rng)
                 rel = f"{word}/{sid}_nohash_0.wav"
                 write_wav(partial / rel, clip)
                 if split in lists:
@@ -135,6 +136,116 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
     partial.rename(out)
     (out / COMPLETE_MARKER).write_text("kws synth\n")
     return out
+
+
+def _ending(config: SynthConfig, rng: np.random.Generator) -> str:
+    # (a single ending draws nothing, so the default corpus stays what it was)
+    return config.endings[int(rng.integers(len(config.endings)))] if len(config.endings) > 1 else config.endings[0]
+
+
+# Words beyond the corpus's 35 (`kws train --dataset synth --words "hey computer"`) are built on
+# demand into a cache beside the corpus, a folder per word, by the corpus's own speakers: the same
+# ids in the same splits, so a word joins the corpus without a voice crossing from test to training.
+# A corpus of links (`with_words`) then puts a training's words and the corpus together.
+
+def words_cache(corpus: Path) -> Path:
+    return corpus.with_name(corpus.name + "-words")
+
+
+def check_word(text: str, speaker: Speaker) -> str:
+    """The word as its folder is named, once espeak-ng has said it and it fits the window."""
+    from ..errors import UserError
+    from ..voices.confusable import normalise
+
+    word = normalise(text)
+    seconds = len(speak(speaker, word, Voice())) / SAMPLE_RATE
+    if seconds == 0:
+        raise UserError(f"--words {word!r}: espeak-ng says nothing for it")
+    if seconds > LONGEST:
+        raise UserError(f"--words {word!r}: takes {seconds:.1f} s at a normal pace, and a keyword must fit the "
+                        f"1-s window (phrases up to about {LONGEST:g} s are said faster to fit): choose a shorter one")
+    return word
+
+
+def build_words(corpus: Path, config: SynthConfig, words: list[str],
+                progress: Callable[[int, int], None] | None = None) -> list[str]:
+    """Build each of `words` that neither `corpus` nor its word cache has; returns those built.
+
+    A clip that would overflow the window is said faster until it fits (`FITS`). Each word draws
+    from its own random stream, so it sounds the same whichever words were built with it.
+    """
+    cache = words_cache(corpus)
+    missing = [w for w in dict.fromkeys(words) if not (corpus / w).is_dir() and not is_complete(cache / w)]
+    if not missing:
+        return []
+    speaker = Speaker()
+    speakers = _speakers(config, np.random.default_rng(config.seed))
+    partial = cache / ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    for word in missing:
+        (partial / word).mkdir(parents=True)
+    own = replace(config, words=tuple(missing))
+    total = len(missing) * (config.per_word + config.pico)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pico_job = pool.submit(add_pico, partial, own, True) if config.pico else None
+        done = 0
+        for word in missing:
+            rng = np.random.default_rng([config.seed, 2, zlib.crc32(word.encode())])
+            for sid, voice, _ in speakers:
+                text, voice = word + _ending(config, rng), jitter(voice, rng)
+                audio = speak(speaker, text, voice)
+                if len(audio) > FITS * SAMPLE_RATE:
+                    faster = min(MAX_RATE, int(voice.rate * len(audio) / (FITS * SAMPLE_RATE)) + 1)
+                    audio = speak(speaker, text, replace(voice, rate=faster))
+                write_wav(partial / word / f"{sid}_nohash_0.wav", place(audio, rng))
+                done += 1
+                if progress and done % 50 == 0:
+                    progress(done, total)
+        if pico_job:
+            while not wait([pico_job], timeout=0.5).done:
+                if progress:
+                    progress(done + sum(1 for _ in partial.glob("*/pico*.wav")), total)
+            pico_job.result()
+    for word in missing:
+        (partial / word / COMPLETE_MARKER).write_text("kws synth\n")
+        shutil.rmtree(cache / word, ignore_errors=True)
+        (partial / word).rename(cache / word)
+    partial.rmdir()
+    return missing
+
+
+NEGATIVES = "negatives.txt"  # words a corpus teaches in full as `_unknown_` (`speech_commands.load`)
+
+
+def with_words(corpus: Path, config: SynthConfig, words: list[str], negatives: list[str]) -> Path:
+    """A corpus of links to `corpus`'s words and noise and to `words` and `negatives` in its word
+    cache (all built), with split lists that put each speaker where `corpus` does, and the
+    negatives named in `NEGATIVES`. Reused while the same words are asked for."""
+    cache = words_cache(corpus)
+    extra = [w for w in dict.fromkeys([*words, *negatives]) if not (corpus / w).is_dir()]
+    key = hashlib.sha1(repr((sorted(extra), sorted(negatives))).encode()).hexdigest()[:8]
+    view = corpus.with_name(f"{corpus.name}-with-{key}")
+    if is_complete(view):
+        return view
+    partial = view.with_name(view.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    for target in [p for p in corpus.iterdir() if p.is_dir()] + [cache / w for w in extra]:
+        try:
+            (partial / target.name).symlink_to(target.resolve(), target_is_directory=True)
+        except OSError:  # no links allowed here (Windows without developer mode): copy instead
+            shutil.copytree(target, partial / target.name)
+    split_of = {sid: split for sid, _, split in _speakers(config, np.random.default_rng(config.seed))}
+    for split, name in (("val", "validation_list.txt"), ("test", "testing_list.txt")):
+        own = [f"{w}/{wav.name}" for w in extra for wav in sorted((cache / w).glob("*.wav"))
+               if split_of.get(wav.name.split("_nohash_")[0]) == split]
+        (partial / name).write_text((corpus / name).read_text() + "".join(p + "\n" for p in own))
+    shutil.copy(corpus / SYNTH_MARKER, partial / SYNTH_MARKER)
+    (partial / NEGATIVES).write_text("".join(w + "\n" for w in negatives))
+    shutil.rmtree(view, ignore_errors=True)
+    partial.rename(view)
+    (view / COMPLETE_MARKER).write_text("kws synth\n")
+    return view
 
 
 def _speakers(config: SynthConfig, rng: np.random.Generator) -> list[tuple[str, Voice, str]]:
@@ -195,17 +306,21 @@ def jitter(voice: Voice, rng: np.random.Generator) -> Voice:
                    pitch=int(np.clip(voice.pitch + rng.integers(-5, 6), 0, 100)))
 
 
-def add_pico(folder: Path, config: SynthConfig) -> None:
+def add_pico(folder: Path, config: SynthConfig, own_words: bool = False) -> None:
     """`config.pico` clips per word in Pico's voices, training split only (never in the lists).
 
-    Its own random stream, so the espeak-ng clips are the same with or without Pico. The voices take
-    turns (`config.pico_voices`); each clip draws a pitch of 60-200% and a speed of 60-160% of the
-    voice's own, and an ending that gives the word a falling, rising or stressed intonation.
+    Its own random stream, so the espeak-ng clips are the same with or without Pico (for
+    `own_words`, one per word, so a word's clips do not depend on which words were built with it,
+    and a phrase too long for the window is said faster). The voices take turns (`config.pico_voices`); each clip draws a pitch of 60-200% and a
+    speed of 60-160% of the voice's own, and an ending that gives the word a falling, rising or
+    stressed intonation.
     """
     rng = np.random.default_rng([config.seed, 1])
     speaker = pico_tts.PicoSpeaker()
     english = [v for v in config.pico_voices if v in pico_tts.ENGLISH] or list(pico_tts.ENGLISH)
     for word in config.words:
+        if own_words:
+            rng = np.random.default_rng([config.seed, 1, zlib.crc32(word.encode())])
         fallback = 0
         for k in range(config.pico):
             language = config.pico_voices[k % len(config.pico_voices)]
@@ -214,7 +329,11 @@ def add_pico(folder: Path, config: SynthConfig) -> None:
                 language, fallback, said = english[fallback % len(english)], fallback + 1, word
             pitch, rate = int(rng.integers(60, 200)), int(rng.integers(60, 160))
             text = said + str(rng.choice(["", ".", "?", "!"]))
-            clip = place(trim(speaker.say(text, language, pitch, rate)), rng)
+            audio = trim(speaker.say(text, language, pitch, rate))
+            if own_words and len(audio) > FITS * SAMPLE_RATE:
+                faster = min(pico_tts.RATE_RANGE[1], int(rate * len(audio) / (FITS * SAMPLE_RATE)) + 1)
+                audio = trim(speaker.say(text, language, pitch, faster))
+            clip = place(audio, rng)
             sid = hashlib.sha1(f"pico/{config.seed}/{word}/{k}".encode()).hexdigest()[:8]
             write_wav(folder / word / f"pico{sid}_nohash_0.wav", clip)
 
