@@ -4,6 +4,7 @@
     python benchmarks/run.py --only stream    # one section: frontend, data, training, peak, peers, inference, onnx, int8,
                                               # scale, stream, mnist
     python benchmarks/run.py --only int8 --model runs/real/model.pt   # a trained model, float32 vs int8
+    python benchmarks/run.py --smoke --only peak --out /tmp/r.json   # tiny sizes: checks it runs, measures nothing
 
 Real clips and MNIST are read from ../shared/data (or --data); sections whose data is missing are
 skipped with a note. Timings are wall-clock medians or percentiles over repeats, after a warm-up.
@@ -36,6 +37,13 @@ from kws.model import new_classifier  # noqa: E402
 from kws.stream import DetectorConfig, StreamingDetector, detect_array  # noqa: E402
 
 LABELS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+
+
+SMOKE = False  # --smoke: every size below shrunk to what proves a section runs (the tests use it)
+
+
+def size(full: int, smoke: int) -> int:
+    return smoke if SMOKE else full
 
 
 def percentiles(seconds: list[float]) -> dict:
@@ -119,23 +127,23 @@ def bench_peak(data: Path) -> dict:
     from kws.features import PixelScale
     from kws.model import TRAINING_PASSES, forward_flops
 
-    n = 2048
+    n = size(2048, 256)
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    peak = 2 * n ** 3 / min(_time(lambda: a @ b) for _ in range(10))
+    peak = 2 * n ** 3 / min(_time(lambda: a @ b) for _ in range(size(10, 2)))
     out: dict = {"matmul_gflops": round(peak / 1e9, 1), "threads": torch.get_num_threads()}
     batch = 64
     generator = torch.Generator().manual_seed(0)
     sides = {"mnist": (PixelScale(), (torch.rand(1024, 28, 28) * 255).round(), [str(i) for i in range(10)]),
-             "log_mel": (LogMel(), torch.from_numpy((real_clips(data, 256) * 32767).astype(np.int16)), LABELS)}
+             "log_mel": (LogMel(), torch.from_numpy((real_clips(data, size(256, 16)) * 32767).astype(np.int16)), LABELS)}
     for side, (frontend, inputs, labels) in sides.items():
         model = new_classifier(frontend, labels).train()
         flops = TRAINING_PASSES * forward_flops(model.net, *frontend.image_shape)
         opt = torch.optim.Adam(model.parameters(), 3e-3)
         augment = WaveAugment(AugmentConfig(), None, generator) if side == "log_mel" else None
         parts = dict.fromkeys(("data", "augmentation", "frontend", "forward", "backward", "optimizer"), 0.0)
-        steps = 40
-        for step in range(steps + 5):
+        steps, warm = size(40, 3), size(5, 1)
+        for step in range(steps + warm):
             marks = [time.perf_counter()]
             rows = torch.randint(0, len(inputs), (batch,), generator=generator)
             x, y = inputs[rows], torch.randint(0, len(labels), (batch,), generator=generator)
@@ -151,7 +159,7 @@ def bench_peak(data: Path) -> dict:
             marks.append(time.perf_counter())
             opt.step()
             marks.append(time.perf_counter())
-            if step >= 5:  # after a warm-up
+            if step >= warm:  # after a warm-up
                 for name, start, end in zip(parts, marks, marks[1:]):
                     parts[name] += end - start
         total = sum(parts.values())
@@ -179,14 +187,16 @@ def bench_peers(data: Path, epochs: int = 2, batch: int = 64, lr: float = 1e-3) 
 
     sets = {}
     mnist = load_mnist(data / "mnist")
-    sets["mnist"] = [(s[0].float().unsqueeze(1) / 255, s[1]) for s in (mnist.train, mnist.test)]
-    corpora = sorted((ROOT / "data").glob("synth-*"))
+    rows = size(len(mnist.train[1]), 256)
+    sets["mnist"] = [(s[0][:rows].float().unsqueeze(1) / 255, s[1][:rows]) for s in (mnist.train, mnist.test)]
+    corpora = sorted((ROOT / "data").glob("synth-*")) if not SMOKE else []
     if corpora:
         splits = load_dataset(str(corpora[0]), ROOT / "data", progress=False)
         frontend = LogMel().eval()
         with torch.no_grad():
             sets["log_mel"] = [(torch.cat([frontend(s[0][i:i + 512]) for i in range(0, len(s[0]), 512)]), s[1])
                                for s in (splits.train, splits.test)]
+    epochs = size(epochs, 1)
     out: dict = {"epochs": epochs, "batch_size": batch, "lr": lr, "optimizer": "Adam", "keras": keras.__version__}
     for name, ((x, y), (xt, yt)) in sets.items():
         classes, (height, width) = int(y.max()) + 1, x.shape[2:]
@@ -366,12 +376,12 @@ def bench_int8(data: Path, model_path: Path | None = None, dataset: Path | None 
     model, meta = load_model(model_path)
     dataset = dataset or Path(meta["dataset"])
     _, x, y = model_split(model, meta, str(dataset), data, "test")
-    audio = np.concatenate([real_clips(data, 30).reshape(-1)]).astype(np.float32)
+    audio = np.concatenate([real_clips(data, size(30, 4)).reshape(-1)]).astype(np.float32)
     out = {"model": str(model_path), "dataset": str(dataset), "test_clips": len(y)}
 
     def measure(run) -> tuple[dict, torch.Tensor]:
         probs = torch.cat([run.probabilities(x[i:i + 256]) for i in range(0, len(x), 256)])
-        one = [_time(lambda: run.probabilities(x[:1])) for _ in range(220)][20:]
+        one = [_time(lambda: run.probabilities(x[:1])) for _ in range(size(220, 12))][size(20, 2):]
         result = {"test_accuracy": round(float((probs.argmax(1) == y).float().mean()), 4),
                   "one_clip": percentiles(one), "per_hop": _per_hop(run, audio)}
         return result, probs
@@ -400,7 +410,7 @@ def _per_hop(model, audio: np.ndarray) -> dict:
     detector = StreamingDetector(model, DetectorConfig(hop_ms=100))
     hop = detector.hop
     times = [_time(lambda: detector.feed(audio[s:s + hop])) for s in range(0, len(audio) - hop + 1, hop)]
-    return percentiles(times[20:])
+    return percentiles(times[size(20, 2):])
 
 
 def bench_mnist(data: Path) -> dict:
@@ -456,7 +466,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
     parser.add_argument("--model", type=Path, default=None, help="int8: the trained model to quantize")
     parser.add_argument("--dataset", type=Path, default=None, help="int8: whose test split [default: the model's]")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the sections run, measures nothing")
     args = parser.parse_args()
+    global SMOKE
+    SMOKE = args.smoke
     torch.manual_seed(0)
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -224,6 +224,8 @@ def train(
     source_balance: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Sources joined with +: 0 shows "
                                                    "each row once an epoch, 1 an equal share of each source."),
     per_word: Optional[int] = typer.Option(None, min=10, help="Clips per word when the synth corpus is built."),
+    near_misses: Optional[int] = typer.Option(None, min=0, help="--words on the synth corpus: near misses of each "
+                                              "keyword built and taught as _unknown_ (compufer for computer)."),
     target_fa_per_hour: Optional[float] = typer.Option(None, min=0.0, help="The false accepts per hour that the "
                                                        "calibrated streaming threshold aims at."),
     calibration_minutes: Optional[float] = typer.Option(None, min=0.0, help="How long a validation stream sets "
@@ -242,7 +244,7 @@ def train(
     dataset, chosen = resolve(dataset, recipe, preset=model, members=members, time_pool=time_pool, epochs=epochs,
                               batch_size=batch_size, lr=lr, augment=augment, spec_augment=spec_augment, norm=norm,
                               unknown_words=unknown_words, unknown_each_epoch=unknown_each_epoch,
-                              unknown_weight=unknown_weight, source_balance=source_balance, per_word=per_word,
+                              unknown_weight=unknown_weight, source_balance=source_balance, per_word=per_word, near_misses=near_misses,
                               target_fa_per_hour=target_fa_per_hour, calibration_minutes=calibration_minutes)
     try:
         metrics = run(dataset, chosen, out, data_dir=paths.data_dir(data_dir), task=task, words=_words(words), seed=seed,

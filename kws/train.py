@@ -96,6 +96,8 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
                 raise UserError(f"--{f.replace('_', '-')}: {splits.name} has no {UNKNOWN} class")
     say(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
     say(recipe.line())
+    for word, misses in splits.info.get("near_misses", {}).items():
+        say(f"{word}: near misses taught as _unknown_: {', '.join(misses)}")
     run_dir = distributed.broadcast(out or runs_dir() / f"{Path(dataset).name}-{recipe.preset}-{datetime.now():%Y%m%d-%H%M%S}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)

@@ -71,7 +71,11 @@ def test_bad_training_options(args, words, tmp_path):
 
 
 def test_unknown_word_and_task(small_corpus, tmp_path):
-    r = kws("train", "--dataset", small_corpus, "--words", "yes,banana", "--out", tmp_path / "r")
+    folder = tmp_path / "clips" / "yes"  # (a folder of recordings: a synthetic corpus would build banana)
+    folder.mkdir(parents=True)
+    for wav in sorted((small_corpus / "yes").glob("*.wav"))[:3]:
+        (folder / wav.name).write_bytes(wav.read_bytes())
+    r = kws("train", "--dataset", folder.parent, "--words", "yes,banana", "--out", tmp_path / "r")
     assert r.returncode == 2 and "banana" in _one_line(r)
     r = kws("train", "--dataset", small_corpus, "--task", "7", "--out", tmp_path / "r")
     assert r.returncode == 2 and "unknown task" in _one_line(r)

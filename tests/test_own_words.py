@@ -78,10 +78,10 @@ def test_only_missing_words_are_built_by_the_corpus_speakers(tiny_corpus):
 
 def test_near_misses_are_taught_as_unknown_words_of_their_own(tiny_corpus):
     corpus, config = tiny_corpus
-    root, words = own_words(corpus, config, ["Yes"], near_misses=2, progress=False)
+    root, words, near = own_words(corpus, config, ["Yes"], near_misses=2, progress=False)
     assert words == ["yes"] and root != corpus
     negatives = speech_commands.read_negatives(root)
-    assert len(negatives) == 2 and "yes" not in negatives
+    assert len(negatives) == 2 and "yes" not in negatives and near == {"yes": negatives}
     splits = speech_commands.load(root, words=words, unknown_words=True)
     assert splits.labels == ["_silence_", "_unknown_", "yes"]
     for w in negatives:
@@ -90,7 +90,7 @@ def test_near_misses_are_taught_as_unknown_words_of_their_own(tiny_corpus):
     keyword = int(counts[splits.classes.index("yes")])
     near = sum(int(counts[splits.classes.index(f"_unknown_/{w}")]) for w in negatives)
     assert keyword - 2 <= near <= keyword + 2  # together as many as the keyword, an even share each
-    plain, same = own_words(corpus, config, ["yes"], near_misses=0, progress=False)
+    plain, same, _ = own_words(corpus, config, ["yes"], near_misses=0, progress=False)
     assert plain == corpus and same == ["yes"]  # nothing to add: the corpus itself
 
 
@@ -211,3 +211,10 @@ def test_ctrl_c_while_enrolling_keeps_the_takes(small_corpus, tmp_path, monkeypa
         record("cat", 4, tmp_path / "cat", None, say=lines.append)
     assert len(list((tmp_path / "cat").glob("*.wav"))) == 2
     assert lines == ["1/4: say 'cat'", "2/4: say 'cat'", "3/4: say 'cat'"]
+
+
+@needs_portaudio
+def test_enrol_without_a_microphone_is_one_line(trained_run, tmp_path):
+    r = kws("enroll", "cat", "--model", trained_run / "model.pt", "-o", tmp_path / "m.pt", env=_alsa_env(tmp_path))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "no audio input device" in lines[0], r.stderr

@@ -122,21 +122,22 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
                            "kws train --dataset synth") from None
         return speech_commands.load(root, task, words, seed, name="speech-commands", **unknown)
     if name == "synth":
-        from . import speech_commands, synth
+        from . import synth
 
         config = synth.SynthConfig(**({"per_word": per_word} if per_word else {}))
         root = build_synth(synth.default_root(data_dir, config), config, progress)
-        if words:
-            root, words = own_words(root, config, words, near_misses, seed, progress)
-        return speech_commands.load(root, task, words, seed, name="synth", **unknown)
+        return _synth_corpus(root, "synth", task, words, seed, near_misses, progress, unknown)
     if name in ("mnist", "digits"):
         from . import images
 
         return images.load(name, data_dir, seed=seed, progress=progress)
     path = Path(name)
     if path.is_dir():
+        from ..recipes import SYNTH_MARKER
         from . import speech_commands
 
+        if (path / SYNTH_MARKER).is_file():  # a corpus `kws synth` built, wherever it lives
+            return _synth_corpus(path, None, task, words, seed, near_misses, progress, unknown)
         return speech_commands.load(path, task, words, seed, **unknown)
     raise UserError(f"--dataset {name}: not speech-commands, synth, mnist, digits, nor a folder")
 
@@ -188,33 +189,48 @@ def join(parts: list[Splits], order: list[str] | None = None, balance: float = 0
                   classes=classes, draw=draw, sources=names, source_of=source_of, balance=balance)
 
 
+def _synth_corpus(root: Path, name: str | None, task: str, words: list[str] | None, seed: int, near_misses: int,
+                  progress: bool, unknown: dict) -> Splits:
+    """A synthetic corpus, with any `words` it lacks (and their near misses) built first."""
+    from . import speech_commands, synth
+
+    near: dict[str, list[str]] = {}
+    if words and not (root / synth.NEGATIVES).is_file():  # (not a corpus of links already)
+        built, words, near = own_words(root, synth.config_of(root), words, near_misses, seed, progress)
+    else:
+        built = root
+    splits = speech_commands.load(built, task, words, seed, name=name or root.name, **unknown)
+    if near:
+        splits.info["near_misses"] = near
+    return splits
+
+
 def own_words(corpus: Path, config, words: list[str], near_misses: int = 0, seed: int = 0,
-              progress: bool = True) -> tuple[Path, list[str]]:
+              progress: bool = True) -> tuple[Path, list[str], dict[str, list[str]]]:
     """The synthetic corpus for `words`, any words or short phrases: those it lacks are built, and
     each keyword gets `near_misses` near misses (`confusable.confusables`) taught as `_unknown_`.
-    Returns the corpus (itself, or one of links: `synth.with_words`) and the words as its folders
-    name them."""
+    Returns the corpus (itself, or one of links: `synth.with_words`), the words as its folders
+    name them, and each one's near misses."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..voices.confusable import confusables
     from ..voices.espeak import Speaker
     from . import synth
 
+    corpus = corpus.resolve()  # (one word cache per corpus, however it is reached)
     speaker = Speaker()
     words = list(dict.fromkeys(synth.check_word(w, speaker) for w in words))
     near = {w: confusables(w, near_misses, avoid=tuple(x for x in words if x != w), seed=seed, speaker=speaker)
             for w in words} if near_misses else {}
     negatives = list(dict.fromkeys(n for w in words for n in near.get(w, []) if n not in words))
     if not negatives and all((corpus / w).is_dir() for w in words):
-        return corpus, words
-    for w, misses in near.items() if progress else ():
-        print(f"{w}: near misses taught as _unknown_: {', '.join(misses)}", file=sys.stderr)
+        return corpus, words, near
     with Progress(TextColumn("Synthesising {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), disable=not progress, transient=True) as bar:
         task = bar.add_task("new words", total=None)
         synth.build_words(corpus, config, [*words, *negatives],
                           lambda done, total: bar.update(task, completed=done, total=total))
-    return synth.with_words(corpus, config, words, negatives), words
+    return synth.with_words(corpus, config, words, negatives), words, near
 
 
 def build_synth(root: Path, config, progress: bool = True) -> Path:

@@ -16,7 +16,7 @@ import multiprocessing
 import shutil
 import zlib
 from concurrent.futures import ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -147,6 +147,15 @@ def _ending(config: SynthConfig, rng: np.random.Generator) -> str:
 # demand into a cache beside the corpus, a folder per word, by the corpus's own speakers: the same
 # ids in the same splits, so a word joins the corpus without a voice crossing from test to training.
 # A corpus of links (`with_words`) then puts a training's words and the corpus together.
+
+def config_of(corpus: Path) -> SynthConfig:
+    """The configuration a corpus was built with, from the marker `build` wrote into it."""
+    import ast
+
+    saved = ast.literal_eval((corpus / SYNTH_MARKER).read_text())
+    known = {f.name for f in fields(SynthConfig)}
+    return SynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known})
+
 
 def words_cache(corpus: Path) -> Path:
     return corpus.with_name(corpus.name + "-words")
