@@ -203,17 +203,24 @@ def adapt(model: Classifier, meta: dict, word: str, takes: list[np.ndarray], roo
     start = time.perf_counter()
     log(f"loading what it trained on ({dataset}) to keep its words")
     words = str(args["words"]).split(",") if args.get("words") else None  # (as it trained, before any enrolment)
+    # Each `_unknown_` clip with its own word (the same clips are drawn either way), so that clips
+    # of a word that is now a label are taught as that label, not as `_unknown_`.
     splits = load_dataset(dataset, data_dir, task=args.get("task", "12"), words=words,
                           seed=int(args.get("train_config", {}).get("seed", 0)), per_word=recipe.per_word,
-                          unknown_words=recipe.unknown_words, near_misses=recipe.near_misses if args.get("words") else 0,
+                          unknown_words=True, near_misses=recipe.near_misses if args.get("words") else 0,
                           progress=False)
     before = _known_accuracy(model, splits)
     new, how = with_word(model, word)
     outputs = new.classes or new.labels
-    # A word behind `_unknown_` in the training data that is now a label (promoted by this
-    # enrolment or an earlier one) is that label's.
-    promoted = {f"{UNKNOWN}/{w}": w for w in new.labels}
-    remap = torch.tensor([outputs.index(promoted.get(c, c)) for c in splits.classes or splits.labels])
+    def output(c: str) -> int:
+        """A training class as one of the new model's outputs: a word behind `_unknown_` that is now
+        a label (promoted by this enrolment or an earlier one) is that label's."""
+        word_behind = c.split("/", 1)[1] if c.startswith(UNKNOWN + "/") else None
+        if word_behind in new.labels:
+            return outputs.index(word_behind)
+        return outputs.index(c if c in outputs else UNKNOWN if word_behind else c)
+
+    remap = torch.tensor([output(c) for c in splits.classes or splits.labels])
     replay_x, replay_y = splits.train[0], remap[splits.train[1]]
     mine_x = torch.from_numpy(np.stack(takes))
     mine_y = torch.full((len(takes),), outputs.index(word), dtype=torch.long)
@@ -256,7 +263,7 @@ def adapt(model: Classifier, meta: dict, word: str, takes: list[np.ndarray], roo
         raise UserError(f"could not learn {word!r} from these takes ({heard} of {len(takes)} heard as it "
                         "afterwards): record clearer takes, in a quieter room, or more of them")
     return new, {"word": word, "how": how, "examples": len(takes), "heard": heard, "dataset": splits.name,
-                 "known_before": before, "known_after": _known_accuracy(new, splits, model.labels),
+                 "known_before": before, "known_after": _known_accuracy(new, splits),
                  "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -270,9 +277,9 @@ def earlier_takes(meta: dict) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def _known_accuracy(model: Classifier, splits, labels: list[str] | None = None) -> float:
-    """Accuracy on the test clips of the labels a model had before (`labels`: the old model's),
-    `_unknown_` left out, since a promoted word's clips were `_unknown_` then."""
+def _known_accuracy(model: Classifier, splits) -> float:
+    """Accuracy on the test clips of the labels the model trained on, `_unknown_` left out, since
+    a promoted word's clips were `_unknown_` then."""
     from .datasets.speech_commands import UNKNOWN
     from .evaluate import predict
 

@@ -24,6 +24,7 @@ from .cache import cached_clips
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
 NON_KEYWORDS = (SILENCE, UNKNOWN)  # labels a model answers but never reports as a keyword heard
 NOISE_DIR = "_background_noise_"
+NEGATIVES = "negatives.txt"  # words a corpus teaches in full as `_unknown_` (`load`)
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 ARCHIVE = Remote("http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
@@ -177,7 +178,7 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
 
 
 def read_negatives(root: Path) -> list[str]:
-    path = root / "negatives.txt"
+    path = root / NEGATIVES
     return [w.strip() for w in path.read_text().splitlines() if w.strip()] if path.is_file() else []
 
 

@@ -27,7 +27,7 @@ from ..download import COMPLETE_MARKER, is_complete
 from ..recipes import SYNTH_MARKER
 from ..voices import pico as pico_tts  # (`pico` is a SynthConfig field)
 from ..voices.espeak import ENGLISH_DIALECTS, Speaker, Timbre, Voice, list_variants, takes_timbre
-from .speech_commands import NOISE_DIR
+from .speech_commands import NEGATIVES, NOISE_DIR
 
 #: The 35 words of Speech Commands v0.02.
 WORDS = ("backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four",
@@ -221,9 +221,6 @@ def build_words(corpus: Path, config: SynthConfig, words: list[str],
         (partial / word).rename(cache / word)
     partial.rmdir()
     return missing
-
-
-NEGATIVES = "negatives.txt"  # words a corpus teaches in full as `_unknown_` (`speech_commands.load`)
 
 
 def with_words(corpus: Path, config: SynthConfig, words: list[str], negatives: list[str]) -> Path:
