@@ -99,24 +99,43 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
     partial.mkdir(parents=True)
     for word in config.words:
         (partial / word).mkdir()
-    total = len(config.words) * (config.per_word + config.pico)
-    lists: dict[str, list[str]] = {"val": [], "test": []}
-    # Pico speaks in a second process while espeak-ng speaks in this one, so on two cores the build
-    # takes the longer of the two times, not their sum. Its random stream is its own either way.
+    _speak_words(partial, config, list(config.words), speakers, speaker, lambda word: rng, progress)
+    lists = {split: [f"{w}/{sid}_nohash_0.wav" for w in config.words for sid, _, s in speakers if s == split]
+             for split in ("val", "test")}
+    (partial / "validation_list.txt").write_text("".join(p + "\n" for p in lists["val"]))
+    (partial / "testing_list.txt").write_text("".join(p + "\n" for p in lists["test"]))
+    write_noise(partial / NOISE_DIR, rng, speaker)
+    (partial / SYNTH_MARKER).write_text(repr(asdict(config)) + "\n")  # (what `recipes` recognises)
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)
+    (out / COMPLETE_MARKER).write_text("kws synth\n")
+    return out
+
+
+def _speak_words(folder: Path, config: SynthConfig, words: list[str], speakers: list[tuple[str, Voice, str]],
+                 speaker: Speaker, rng_of: Callable[[str], np.random.Generator],
+                 progress: Callable[[int, int], None] | None = None, own: bool = False) -> None:
+    """Every speaker says every word into `folder/<word>/`, each word's clips drawing from
+    `rng_of(word)`. Pico speaks in a second process meanwhile, so on two cores a build takes the
+    longer of the two times, not their sum. `own`: words built on demand (see `add_pico`), and
+    an espeak-ng clip too long for the window said faster until it fits (`FITS`)."""
+    total = len(words) * (config.per_word + config.pico)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pico_job = pool.submit(add_pico, partial, config) if config.pico else None
+        pico_job = pool.submit(add_pico, folder, replace(config, words=tuple(words)), own) if config.pico else None
 
         def pico_done() -> int:
-            return sum(1 for _ in partial.glob("*/pico*.wav")) if pico_job else 0
+            return sum(1 for _ in folder.glob("*/pico*.wav")) if pico_job else 0
 
         done = spoken = 0
-        for word in config.words:
-            for sid, voice, split in speakers:
-                clip = place(speak(speaker, word + _ending(config, rng), jitter(voice, rng)), rng)
-                rel = f"{word}/{sid}_nohash_0.wav"
-                write_wav(partial / rel, clip)
-                if split in lists:
-                    lists[split].append(rel)
+        for word in words:
+            rng = rng_of(word)
+            for sid, voice, _ in speakers:
+                text, voice = word + _ending(config, rng), jitter(voice, rng)
+                audio = speak(speaker, text, voice)
+                if own and len(audio) > FITS * SAMPLE_RATE:
+                    faster = min(MAX_RATE, int(voice.rate * len(audio) / (FITS * SAMPLE_RATE)) + 1)
+                    audio = speak(speaker, text, replace(voice, rate=faster))
+                write_wav(folder / word / f"{sid}_nohash_0.wav", place(audio, rng))
                 done += 1
                 if progress and done % 50 == 0:
                     spoken = pico_done() if done % 1000 == 0 else spoken  # (counting files costs)
@@ -128,14 +147,6 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
             pico_job.result()  # (re-raises what went wrong over there)
     if progress:
         progress(total, total)
-    (partial / "validation_list.txt").write_text("".join(p + "\n" for p in lists["val"]))
-    (partial / "testing_list.txt").write_text("".join(p + "\n" for p in lists["test"]))
-    write_noise(partial / NOISE_DIR, rng, speaker)
-    (partial / SYNTH_MARKER).write_text(repr(asdict(config)) + "\n")  # (what `recipes` recognises)
-    shutil.rmtree(out, ignore_errors=True)
-    partial.rename(out)
-    (out / COMPLETE_MARKER).write_text("kws synth\n")
-    return out
 
 
 def _ending(config: SynthConfig, rng: np.random.Generator) -> str:
@@ -193,28 +204,8 @@ def build_words(corpus: Path, config: SynthConfig, words: list[str],
     shutil.rmtree(partial, ignore_errors=True)
     for word in missing:
         (partial / word).mkdir(parents=True)
-    own = replace(config, words=tuple(missing))
-    total = len(missing) * (config.per_word + config.pico)
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pico_job = pool.submit(add_pico, partial, own, True) if config.pico else None
-        done = 0
-        for word in missing:
-            rng = np.random.default_rng([config.seed, 2, zlib.crc32(word.encode())])
-            for sid, voice, _ in speakers:
-                text, voice = word + _ending(config, rng), jitter(voice, rng)
-                audio = speak(speaker, text, voice)
-                if len(audio) > FITS * SAMPLE_RATE:
-                    faster = min(MAX_RATE, int(voice.rate * len(audio) / (FITS * SAMPLE_RATE)) + 1)
-                    audio = speak(speaker, text, replace(voice, rate=faster))
-                write_wav(partial / word / f"{sid}_nohash_0.wav", place(audio, rng))
-                done += 1
-                if progress and done % 50 == 0:
-                    progress(done, total)
-        if pico_job:
-            while not wait([pico_job], timeout=0.5).done:
-                if progress:
-                    progress(done + sum(1 for _ in partial.glob("*/pico*.wav")), total)
-            pico_job.result()
+    _speak_words(partial, config, missing, speakers, speaker,
+                 lambda word: np.random.default_rng([config.seed, 2, zlib.crc32(word.encode())]), progress, own=True)
     for word in missing:
         (partial / word / COMPLETE_MARKER).write_text("kws synth\n")
         shutil.rmtree(cache / word, ignore_errors=True)
