@@ -10,6 +10,10 @@ checkpoint a user gets), the last epoch's, the training time, and the recall at 
 rate on the validation stream that calibrated the threshold; the trainer also scores the test split, but the row leaves it out, so that a choice made from these rows never saw it.
 `--also DATASET` scores each model on another dataset's validation split too (the real subset,
 for a recipe trained on synthetic speech), and a dataset joined with + is scored source by source.
+`--without WORD` holds a word out of every folder source (a view of links in DATA_DIR/views), so
+that in `synth+FOLDER` its only training clips are synthetic, as `go` is for the real subset; the
+row then records each held-out word's recall on the `--also` validation splits, and what it was
+heard as.
 Rows are appended to benchmarks/recipe_sweep.json.
 """
 
@@ -43,6 +47,43 @@ def stream_point(curve: list[dict], rate: float) -> dict | None:
     return point and {"threshold": point["threshold"], "recall": round(point["recall"], 4)}
 
 
+def without(dataset: str, words: list[str], data_dir: Path) -> str:
+    """`dataset` with `words` held out of its folder sources: each becomes a folder of links to
+    the source's other word folders, its noise and its split lists (entries of held-out clips
+    are not read)."""
+    if not words:
+        return dataset
+    parts = []
+    for part in dataset.split("+"):
+        source = Path(part)
+        if not source.is_dir():
+            parts.append(part)
+            continue
+        view = data_dir / "views" / f"{source.resolve().name}-without-{'-'.join(sorted(words))}"
+        view.mkdir(parents=True, exist_ok=True)
+        for entry in source.resolve().iterdir():
+            link = view / entry.name
+            if entry.name not in words and not link.exists() and (entry.is_dir() or entry.suffix == ".txt"):
+                link.symlink_to(entry)
+        parts.append(str(view))
+    return "+".join(parts)
+
+
+def held_out(scored: dict, words: list[str]) -> dict:
+    """Each held-out word's recall in a scored split, and the label its clips were most often given."""
+    labels, confusion = scored["labels"], scored["confusion"]
+    out = {}
+    for word in words:
+        if word not in labels:
+            continue
+        row = confusion[labels.index(word)]
+        others = [(n, labels[j]) for j, n in enumerate(row) if labels[j] != word]
+        count, heard = max(others)
+        out[word] = {"recall": round(scored["per_class"][word]["recall"], 4), "support": sum(row),
+                     "most_heard_as": heard if count else None}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True)
@@ -52,6 +93,8 @@ def main() -> None:
     parser.add_argument("--seed", action="append", type=int, default=None)
     parser.add_argument("--also", action="append", default=[], metavar="DATASET",
                         help="score each model on this dataset's validation split too")
+    parser.add_argument("--without", action="append", default=[], metavar="WORD",
+                        help="hold this word out of the folder sources; report its recall on --also")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "sweep")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "recipe_sweep.json")
@@ -62,6 +105,7 @@ def main() -> None:
         name, fields = parse_variant(text)
         try:
             dataset, recipe = resolve(args.dataset, args.recipe, **parse_changes(fields))
+            dataset = without(dataset, args.without, args.data_dir)
         except (ValueError, UserError) as e:
             sys.exit(f"--variant {text}: {e}")
         for seed in args.seed or [0]:
@@ -69,6 +113,7 @@ def main() -> None:
             start = time.perf_counter()
             metrics = run(dataset, recipe, out, data_dir=args.data_dir, words=words, seed=seed, progress=False)
             row = {"dataset": dataset, "words": args.words, "recipe": recipe.name, "variant": name, "changes": fields,
+                   "without": args.without,
                    "resolved": recipe.line(),
                    "seed": seed, "val_accuracy": round(metrics["val_accuracy"], 4),
                    "last_val_accuracy": round(metrics["history"][-1]["val_accuracy"], 4),
@@ -81,6 +126,8 @@ def main() -> None:
             for other in ([dataset] if "+" in dataset else []) + args.also:
                 scored = evaluate_on(model, meta, other, args.data_dir, "val")
                 row.setdefault("val_on", {})[other] = round(scored["accuracy"], 4)
+                if args.without and other in args.also:
+                    row.setdefault("held_out", {})[other] = held_out(scored, args.without)
                 for source, r in scored.get("per_source", {}).items():
                     row["val_on"][f"{other} · {source}"] = round(r["accuracy"], 4)
             rows = json.loads(args.results.read_text()) if args.results.exists() else []  # read late
@@ -90,7 +137,9 @@ def main() -> None:
                   f"best epoch {row['best_epoch']}/{recipe.epochs}), {row['train_seconds']:.0f} s of training"
                   + "".join(f"; {k} {v:.4f}" for k, v in row.get("val_on", {}).items())
                   + "".join(f"; stream recall {v['recall']:.3f} at {k}/h" for k, v in row.get("val_stream", {}).items()
-                            if v and k in ("2", "5")), flush=True)
+                            if v and k in ("2", "5"))
+                  + "".join(f"; held-out {w} {v['recall']:.3f} of {v['support']} (most heard as {v['most_heard_as']})"
+                            for scores in row.get("held_out", {}).values() for w, v in scores.items()), flush=True)
     for name, scores in summary.items():
         spread = f" ± {statistics.stdev(scores):.4f}" if len(scores) > 1 else ""
         print(f"{name:<16} mean val {statistics.mean(scores):.4f}{spread} over {len(scores)} seed(s)")

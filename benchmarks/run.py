@@ -376,6 +376,8 @@ def bench_int8(data: Path, model_path: Path | None = None, dataset: Path | None 
     model, meta = load_model(model_path)
     dataset = dataset or Path(meta["dataset"])
     _, x, y = model_split(model, meta, str(dataset), data, "test")
+    n = size(len(y), 64)
+    x, y = x[:n], y[:n]
     audio = np.concatenate([real_clips(data, size(30, 4)).reshape(-1)]).astype(np.float32)
     out = {"model": str(model_path), "dataset": str(dataset), "test_clips": len(y)}
 

@@ -42,6 +42,9 @@ class TrainConfig:
     # A label's weight in the training loss (1 for labels not named): a catch-all class such as
     # `_unknown_` can be made less eager without changing what the splits hold.
     class_weights: dict[str, float] = field(default_factory=dict)
+    # Joined sources: how far the labels a row's source lacks are lowered in its softmax
+    # (`Recipe.absent_penalty`; 0 not at all, inf left out).
+    absent_penalty: float = 0.0
 
 
 class Interrupted(Exception):
@@ -114,7 +117,8 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     net = new_classifier(frontend, splits.labels, recipe.preset, recipe.members, classes=splits.classes,
                          time_pool=recipe.time_pool)
     config = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed, device=device,
-                         class_weights={UNKNOWN: recipe.unknown_weight} if recipe.unknown_weight != 1.0 else {})
+                         class_weights={UNKNOWN: recipe.unknown_weight} if recipe.unknown_weight != 1.0 else {},
+                         absent_penalty=recipe.absent_penalty)
 
     def show(row: dict) -> None:
         say(f"epoch {row['epoch']:>3}/{recipe.epochs}  loss {row['train_loss']:.3f}  acc {row['train_accuracy']:.3f}"
@@ -195,6 +199,7 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
     weights = _class_weights(config.class_weights, splits.labels, device)
     loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights[label_of],
                                   label_smoothing=config.label_smoothing)
+    mask = _source_mask(splits, config.absent_penalty, device) if config.absent_penalty else None
     state = {"epoch": 0, "step": 0, "history": [], "best_val": -1.0, "train_seconds": 0.0,
              "epoch_rng": generator.get_state(), "sums": [0.0, 0, 0]}
     if resume:
@@ -242,6 +247,8 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                         # (members, batch, classes): each member of an ensemble learns from its own
                         # loss, as if trained alone; a single net is an ensemble of one.
                         logits = trainer(x, augment_features=augment_features, per_member=True)
+                        if mask is not None:
+                            logits = logits + mask[splits.source_of["train"][idx]].to(device)
                         loss = loss_fn(logits.flatten(0, 1), y.repeat(len(logits)))
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()
@@ -305,6 +312,25 @@ def _class_weights(weights: dict[str, float], labels: list[str], device: torch.d
     if unknown:
         raise UserError(f"class weight for {', '.join(unknown)}: not a label of this dataset ({', '.join(labels[:6])}…)")
     return torch.tensor([float(weights.get(label, 1.0)) for label in labels], device=device) if weights else None
+
+
+def _source_mask(splits: Splits, penalty: float, device: torch.device) -> torch.Tensor | None:
+    """(sources, classes): -`penalty` where a class's label has no training rows in a source, else 0.
+
+    Added to the logits of a source's rows, it lowers in their softmax the labels that source never
+    has (`inf` leaves them out): real recordings without any "go" then teach little or nothing
+    about "go", where otherwise every real clip teaches that "go" is never heard in a real
+    recording. (Labels, not finer classes: a source's `_unknown_` words stand for every word that
+    is not a keyword.)
+    """
+    if splits.source_of is None:
+        return None
+    names = splits.classes or splits.labels
+    label_of = torch.tensor([splits.labels.index(c.split("/")[0]) for c in names])
+    of, y = splits.source_of["train"], label_of[splits.train[1]]
+    present = torch.zeros(len(splits.sources), len(splits.labels), dtype=torch.bool)
+    present[of, y] = True
+    return torch.zeros(len(present), len(names)).masked_fill(~present[:, label_of], -penalty).to(device)
 
 
 @torch.no_grad()

@@ -98,7 +98,7 @@ def test_a_corpus_by_path_and_by_name_trains_the_same(small_corpus, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / SynthConfig().folder_name()).symlink_to(small_corpus)  # where `--dataset synth` looks
-    args = ["--words", "yes,no", "--epochs", "1", "--seed", "4", "--calibration-minutes", "0"]
+    args = ["--words", "yes,no", "--epochs", "1", "--seed", "4", "--calibration-minutes", "0", "--near-misses", "0"]
     by_name = kws("train", "--dataset", "synth", "--data-dir", data, "--out", tmp_path / "a", *args)
     by_path = kws("train", "--dataset", small_corpus, "--out", tmp_path / "b", *args)
     assert by_name.returncode == 0 and by_path.returncode == 0, by_name.stderr + by_path.stderr

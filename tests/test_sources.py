@@ -12,6 +12,7 @@ from kws.datasets import load_dataset
 from kws.datasets.speech_commands import hash_split, load, split_lists
 from kws.errors import UserError
 from kws.recipes import SYNTH_MARKER, recipe_for, resolve
+from kws.train import _source_mask
 
 from .conftest import kws
 
@@ -70,6 +71,27 @@ def test_a_word_no_source_has_and_mixed_kinds_are_refused(tmp_path):
         load_dataset(f"{real}+{synth}", tmp_path, words=["yes", "stop"])
     with pytest.raises(UserError, match="cannot join audio and images"):
         load_dataset(f"{real}+digits", tmp_path, words=["yes"])
+
+
+def test_a_source_is_scored_only_among_the_labels_it_has(tmp_path):
+    """`absent_penalty`: the rows of a source without "go" leave go out of their softmax (-inf
+    added to its logit), so that source teaches nothing about go; its `_unknown_` words stand for
+    every other word, so every finer unknown class stays in."""
+    real = _folder(tmp_path / "real", ["yes", "no", "bed"], level=0.1)
+    synth = _folder(tmp_path / "synth", ["yes", "no", "go", "cat"], level=0.3)
+    joined = load_dataset(f"{real}+{synth}", tmp_path, words=["yes", "no", "go"], unknown_words=True)
+    assert joined.classes == ["_silence_", "_unknown_/bed", "_unknown_/cat", "yes", "no", "go"]
+    assert _source_mask(joined, 2.0, torch.device("cpu"))[0].tolist() == [0.0] * 5 + [-2.0]
+    mask = _source_mask(joined, float("inf"), torch.device("cpu"))
+    assert mask.shape == (2, 6)
+    assert mask[0].isneginf().tolist() == [False] * 5 + [True] and not mask[0][:5].any()
+    assert not mask[1].any()
+    logits = torch.zeros(len(joined.train[1]), 6, requires_grad=True)
+    of, y = joined.source_of["train"], joined.train[1]
+    torch.nn.functional.cross_entropy(logits + mask[of], y).backward()
+    go = joined.classes.index("go")
+    assert not logits.grad[of == 0, go].any() and logits.grad[of == 1, go].abs().sum() > 0
+    assert _source_mask(load(real, words=["yes", "no"]), 2.0, torch.device("cpu")) is None  # one source: nothing to mask
 
 
 def test_balance_sets_each_sources_share_of_an_epoch(tmp_path):
