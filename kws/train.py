@@ -248,7 +248,7 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                         # loss, as if trained alone; a single net is an ensemble of one.
                         logits = trainer(x, augment_features=augment_features, per_member=True)
                         if mask is not None:
-                            logits = logits + mask[splits.source_of["train"][idx]].to(device)
+                            logits = logits + mask[splits.source_of["train"][idx]]  # (each row: its source's)
                         loss = loss_fn(logits.flatten(0, 1), y.repeat(len(logits)))
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()

@@ -73,10 +73,10 @@ def test_a_word_no_source_has_and_mixed_kinds_are_refused(tmp_path):
         load_dataset(f"{real}+digits", tmp_path, words=["yes"])
 
 
-def test_a_source_is_scored_only_among_the_labels_it_has(tmp_path):
-    """`absent_penalty`: the rows of a source without "go" leave go out of their softmax (-inf
-    added to its logit), so that source teaches nothing about go; its `_unknown_` words stand for
-    every other word, so every finer unknown class stays in."""
+def test_the_labels_a_source_lacks_are_lowered_in_its_rows_loss(tmp_path):
+    """`absent_penalty`: the rows of a source without "go" get go's logit lowered by the penalty
+    (by inf: go is left out of their softmax, and that source teaches nothing about go); its
+    `_unknown_` words stand for every other word, so every finer unknown class stays in."""
     real = _folder(tmp_path / "real", ["yes", "no", "bed"], level=0.1)
     synth = _folder(tmp_path / "synth", ["yes", "no", "go", "cat"], level=0.3)
     joined = load_dataset(f"{real}+{synth}", tmp_path, words=["yes", "no", "go"], unknown_words=True)
