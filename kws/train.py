@@ -199,7 +199,7 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
     weights = _class_weights(config.class_weights, splits.labels, device)
     loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights[label_of],
                                   label_smoothing=config.label_smoothing)
-    mask = _source_mask(splits, config.absent_penalty, device) if config.absent_penalty else None
+    mask = _source_mask(splits, label_of, config.absent_penalty) if config.absent_penalty else None
     state = {"epoch": 0, "step": 0, "history": [], "best_val": -1.0, "train_seconds": 0.0,
              "epoch_rng": generator.get_state(), "sums": [0.0, 0, 0]}
     if resume:
@@ -314,23 +314,22 @@ def _class_weights(weights: dict[str, float], labels: list[str], device: torch.d
     return torch.tensor([float(weights.get(label, 1.0)) for label in labels], device=device) if weights else None
 
 
-def _source_mask(splits: Splits, penalty: float, device: torch.device) -> torch.Tensor | None:
+def _source_mask(splits: Splits, label_of: torch.Tensor, penalty: float) -> torch.Tensor | None:
     """(sources, classes): -`penalty` where a class's label has no training rows in a source, else 0.
 
     Added to the logits of a source's rows, it lowers in their softmax the labels that source never
     has (`inf` leaves them out): real recordings without any "go" then teach little or nothing
     about "go", where otherwise every real clip teaches that "go" is never heard in a real
     recording. (Labels, not finer classes: a source's `_unknown_` words stand for every word that
-    is not a keyword.)
+    is not a keyword.) `label_of`: the label of each class, the model's own.
     """
     if splits.source_of is None:
         return None
-    names = splits.classes or splits.labels
-    label_of = torch.tensor([splits.labels.index(c.split("/")[0]) for c in names])
-    of, y = splits.source_of["train"], label_of[splits.train[1]]
-    present = torch.zeros(len(splits.sources), len(splits.labels), dtype=torch.bool)
+    device = label_of.device
+    of, y = splits.source_of["train"].to(device), label_of[splits.train[1].to(device)]
+    present = torch.zeros(len(splits.sources), len(splits.labels), dtype=torch.bool, device=device)
     present[of, y] = True
-    return torch.zeros(len(present), len(names)).masked_fill(~present[:, label_of], -penalty).to(device)
+    return torch.zeros(len(present), len(label_of), device=device).masked_fill(~present[:, label_of], -penalty)
 
 
 @torch.no_grad()

@@ -11,6 +11,8 @@ import torch
 from kws.datasets import load_dataset
 from kws.datasets.speech_commands import hash_split, load, split_lists
 from kws.errors import UserError
+from kws.features import LogMel
+from kws.model import new_classifier
 from kws.recipes import SYNTH_MARKER, recipe_for, resolve
 from kws.train import _source_mask
 
@@ -81,8 +83,9 @@ def test_the_labels_a_source_lacks_are_lowered_in_its_rows_loss(tmp_path):
     synth = _folder(tmp_path / "synth", ["yes", "no", "go", "cat"], level=0.3)
     joined = load_dataset(f"{real}+{synth}", tmp_path, words=["yes", "no", "go"], unknown_words=True)
     assert joined.classes == ["_silence_", "_unknown_/bed", "_unknown_/cat", "yes", "no", "go"]
-    assert _source_mask(joined, 2.0, torch.device("cpu"))[0].tolist() == [0.0] * 5 + [-2.0]
-    mask = _source_mask(joined, float("inf"), torch.device("cpu"))
+    label_of = new_classifier(LogMel(), joined.labels, classes=joined.classes).label_of
+    assert _source_mask(joined, label_of, 2.0)[0].tolist() == [0.0] * 5 + [-2.0]
+    mask = _source_mask(joined, label_of, float("inf"))
     assert mask.shape == (2, 6)
     assert mask[0].isneginf().tolist() == [False] * 5 + [True] and not mask[0][:5].any()
     assert not mask[1].any()
@@ -91,7 +94,7 @@ def test_the_labels_a_source_lacks_are_lowered_in_its_rows_loss(tmp_path):
     torch.nn.functional.cross_entropy(logits + mask[of], y).backward()
     go = joined.classes.index("go")
     assert not logits.grad[of == 0, go].any() and logits.grad[of == 1, go].abs().sum() > 0
-    assert _source_mask(load(real, words=["yes", "no"]), 2.0, torch.device("cpu")) is None  # one source: nothing to mask
+    assert _source_mask(load(real, words=["yes", "no"]), label_of, 2.0) is None  # one source: nothing to mask
 
 
 def test_balance_sets_each_sources_share_of_an_epoch(tmp_path):
