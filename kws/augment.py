@@ -47,24 +47,15 @@ AUGMENT_RECIPES = {
 }
 
 
-def word_frames(x: torch.Tensor, frame: int = SAMPLE_RATE // 100,
-                floor_db: float = 30.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Where each row's word is: its 10-ms frame energies (rows, frames), and its first and last
-    frame within `floor_db` of the loudest (rows, 1); a silent row has first > last."""
+def speech_rms(x: torch.Tensor, frame: int = SAMPLE_RATE // 100, floor_db: float = 30.0) -> torch.Tensor:
+    """Each row's loudness while the word is said: the RMS from its first to its last 10-ms frame
+    within `floor_db` of the loudest, so the silence around a short word does not make it quiet."""
     n, length = x.shape
     energy = x[:, : length // frame * frame].reshape(n, -1, frame).pow(2).mean(2)
     loud = energy > energy.amax(1, keepdim=True) * 10 ** (-floor_db / 10)
     index = torch.arange(energy.shape[1])
     first = torch.where(loud, index, energy.shape[1]).amin(1, keepdim=True)
     last = torch.where(loud, index, -1).amax(1, keepdim=True)
-    return energy, first, last
-
-
-def speech_rms(x: torch.Tensor, frame: int = SAMPLE_RATE // 100, floor_db: float = 30.0) -> torch.Tensor:
-    """Each row's loudness while the word is said: the RMS from its first to its last 10-ms frame
-    within `floor_db` of the loudest, so the silence around a short word does not make it quiet."""
-    energy, first, last = word_frames(x, frame, floor_db)
-    index = torch.arange(energy.shape[1])
     inside = (index >= first) & (index <= last)
     return ((energy * inside).sum(1) / inside.sum(1).clamp_min(1)).sqrt()
 

@@ -226,9 +226,6 @@ def train(
     per_word: Optional[int] = typer.Option(None, min=10, help="Clips per word when the synth corpus is built."),
     near_misses: Optional[int] = typer.Option(None, min=0, help="--words on the synth corpus: near misses of each "
                                               "keyword built and taught as _unknown_ (compufer for computer)."),
-    fragments: Optional[float] = typer.Option(None, min=0.0, help="Pieces of keywords (the start or end of the "
-                                              "word, as a stream shows it entering or leaving the window) taught as "
-                                              "_unknown_, as a share of the keyword clips: fewer false accepts."),
     target_fa_per_hour: Optional[float] = typer.Option(None, min=0.0, help="The false accepts per hour that the "
                                                        "calibrated streaming threshold aims at."),
     calibration_minutes: Optional[float] = typer.Option(None, min=0.0, help="How long a validation stream sets "
@@ -248,7 +245,6 @@ def train(
                               batch_size=batch_size, lr=lr, augment=augment, spec_augment=spec_augment, norm=norm,
                               unknown_words=unknown_words, unknown_each_epoch=unknown_each_epoch,
                               unknown_weight=unknown_weight, source_balance=source_balance, per_word=per_word, near_misses=near_misses,
-                              fragments=fragments,
                               target_fa_per_hour=target_fa_per_hour, calibration_minutes=calibration_minutes)
     try:
         metrics = run(dataset, chosen, out, data_dir=paths.data_dir(data_dir), task=task, words=_words(words), seed=seed,

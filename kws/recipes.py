@@ -45,10 +45,6 @@ class Recipe:
     # Training on a synthetic corpus for `--words`: near misses of each keyword, built and taught
     # as `_unknown_` (`voices.confusable`), so that "comuter" is not heard as "computer".
     near_misses: int = 0
-    # Pieces of keywords (a word's first or last fifth to half), as many as this share of the
-    # keyword clips, taught as `_unknown_`: a stream shows each word cut off as it enters and
-    # leaves the window, and a net taught whole words only names the pieces too.
-    fragments: float = 0.0
 
     def line(self) -> str:
         """The whole recipe in one line, as training prints it."""
