@@ -52,7 +52,8 @@ def replay(model, audio, events) -> tuple[dict[str, list[tuple[int, int]]], floa
 
 def best_per_keyword(table: dict[str, list[tuple[int, int]]], budget: int) -> dict[str, int]:
     """Threshold indices, one per keyword, with the most found and at most `budget` false accepts
-    in all (a knapsack over keywords, exact: budgets are a few false accepts)."""
+    in all (a knapsack over keywords, exact: budgets are a few false accepts); the highest
+    thresholds where nothing is within it, as `best_global` does."""
     best: dict[int, tuple[int, dict[str, int]]] = {0: (0, {})}  # false accepts used → (found, choice)
     for k, row in table.items():
         nxt: dict[int, tuple[int, dict[str, int]]] = {}
@@ -62,6 +63,8 @@ def best_per_keyword(table: dict[str, list[tuple[int, int]]], budget: int) -> di
                 if total <= budget and (total not in nxt or found + f > nxt[total][0]):
                     nxt[total] = (found + f, {**choice, k: i})
         best = nxt
+    if not best:
+        return {k: len(row) - 1 for k, row in table.items()}
     return max(best.values(), key=lambda v: v[0])[1]
 
 

@@ -34,3 +34,30 @@ def test_peak_peers_and_int8_sections_run_in_smoke_mode(trained_run, tmp_path):
     assert int8["size_kb"]["int8"] < int8["size_kb"]["float32"]
     assert int8["int8_agrees_with_pytorch"] >= 0.9
     assert int8["one_thread_per_hop"]["onnx_int8"]["p50_ms"] > 0
+
+
+def test_per_keyword_thresholds_are_the_best_choice_within_the_budget():
+    """`keyword_thresholds.best_per_keyword` against every combination, on small made-up tables of
+    (found, false accepts) per threshold: more found never at more than the budget."""
+    import itertools
+    import random
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from keyword_thresholds import best_per_keyword
+
+    rng = random.Random(0)
+    for _ in range(30):
+        table = {}
+        for k in ("a", "b", "c"):
+            found = sorted(rng.randrange(10) for _ in range(5))[::-1]  # lower thresholds find more…
+            false = sorted(rng.randrange(4) for _ in range(5))[::-1]  # …and fire more
+            table[k] = list(zip(found, false))
+        for budget in range(4):
+            choice = best_per_keyword(table, budget)
+            within = [sum(table[k][i][0] for k, i in zip(table, pick)) for pick in itertools.product(range(5), repeat=3)
+                      if sum(table[k][i][1] for k, i in zip(table, pick)) <= budget]
+            if not within:  # nothing fits: the highest thresholds
+                assert choice == dict.fromkeys(table, 4)
+                continue
+            assert sum(table[k][i][1] for k, i in choice.items()) <= budget
+            assert sum(table[k][i][0] for k, i in choice.items()) == max(within)
