@@ -39,8 +39,11 @@ class Recipe:
     absent_penalty: float = 0.0
     # After training, the threshold `listen` uses by default is set where a stream built from the
     # validation split (`calibration_minutes` long; 0: none) fires at most this often on other words.
+    # An hour, so that a target of one an hour allows one: on half an hour it allows none, and the
+    # threshold lands above the stream's most confident error, finding fewer words at the same rate
+    # on streams it never saw (docs/streaming.md).
     target_fa_per_hour: float = 1.0
-    calibration_minutes: float = 30.0
+    calibration_minutes: float = 60.0
     per_word: int = 600  # clips per word when the synthetic corpus is built for this recipe
     # Training on a synthetic corpus for `--words`: near misses of each keyword, built and taught
     # as `_unknown_` (`voices.confusable`), so that "comuter" is not heard as "computer".

@@ -200,7 +200,7 @@ def summary(points: list[dict], threshold: float, rates: tuple[float, ...] = RAT
             "at_rates": {f"{rate:g}": at_rate(points, rate) for rate in rates}}
 
 
-def calibrate(model, splits, target: float, minutes: float = 30.0, seed: int = 0,
+def calibrate(model, splits, target: float, minutes: float = 60.0, seed: int = 0,
               config: DetectorConfig | None = None) -> dict | None:
     """The threshold that meets `target` false accepts per hour on a stream of the validation
     split, with its curve: what `listen` and `detect` then use by default."""

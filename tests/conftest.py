@@ -79,7 +79,7 @@ def trained_run(small_corpus, tmp_path_factory) -> Path:
     small model's Grad-CAM heat lies on the word's half of the second by very different margins
     from build to build of this corpus, which a test of Grad-CAM cannot tell from a broken
     Grad-CAM. `test_unknown_words.py` runs classify, export and the checkpoint checks on such a model.
-    Its streaming threshold is calibrated on 10 minutes of validation stream, not 30: the suite's time."""
+    Its streaming threshold is calibrated on 10 minutes of validation stream, not 60: the suite's time."""
     run = tmp_path_factory.mktemp("runs") / "yes-no-stop"
     r = kws("train", "--dataset", small_corpus, "--words", "yes,no,stop", "--epochs", "30",
             "--out", run, "--seed", "0", "--recipe", "speech-commands", "--no-time-pool",
