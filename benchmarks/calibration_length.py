@@ -50,7 +50,7 @@ def main() -> None:
         start = time.perf_counter()
         audio, events = wakeword.build_stream(x, y, model.labels, noise, minutes, args.seed)
         points = wakeword.sweep(model, audio, events)
-        chosen = wakeword.at_rate(points, args.target) or max(points, key=lambda p: p["threshold"])
+        chosen = wakeword.calibrated(points, args.target)
         seconds = time.perf_counter() - start
         there = wakeword.at_threshold(scored, chosen["threshold"])
         row = {"model": str(args.model), "dataset": name, "split": args.split, "seed": args.seed,

@@ -189,6 +189,12 @@ def at_rate(points: list[dict], rate: float) -> dict | None:
     return min(within, key=lambda p: p["threshold"]) if within else None
 
 
+def calibrated(points: list[dict], target: float) -> dict:
+    """The point `calibrate` takes: the lowest threshold within `target` false accepts per hour,
+    else the highest threshold of the sweep."""
+    return at_rate(points, target) or max(points, key=lambda p: p["threshold"])
+
+
 def at_threshold(points: list[dict], threshold: float) -> dict:
     return min(points, key=lambda p: abs(p["threshold"] - threshold))
 
@@ -208,7 +214,7 @@ def calibrate(model, splits, target: float, minutes: float = 60.0, seed: int = 0
         return None
     audio, events = build_stream(*splits.val, labels=splits.labels, noise=splits.noise, minutes=minutes, seed=seed)
     points = sweep(model, audio, events, config)
-    chosen = at_rate(points, target) or max(points, key=lambda p: p["threshold"])
+    chosen = calibrated(points, target)
     return {"threshold": chosen["threshold"], "recall": chosen["recall"], "fa_per_hour": chosen["fa_per_hour"],
             "target_fa_per_hour": target, "minutes": minutes, "split": "val",
             "curve": [{k: p[k] for k in ("threshold", "recall", "fa_per_hour")} for p in points]}
