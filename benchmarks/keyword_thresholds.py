@@ -6,8 +6,8 @@
 The engine reports a keyword when its smoothed probability passes the threshold, keyword by
 keyword (each has its own refractory period), so what a keyword's threshold finds and how often it
 fires falsely depend on that threshold alone. Two streams are built from the split (`kws evaluate
---stream`'s builder): on the first (`--choose-minutes`, `--choose-seed`: the stream training
-calibrates on) every budget of false accepts gets the one threshold with the most keywords found
+--stream`'s builder): on the first (`--choose-minutes`, `--choose-seed`: with the defaults, the
+half-hour stream training calibrated on when this was measured) every budget of false accepts gets the one threshold with the most keywords found
 within it, and the thresholds, one per keyword, with the most found within it together (exact,
 keyword by keyword); both are then scored on the second stream (`--score-minutes`,
 `--score-seed`), which chose nothing, beside the one threshold that fires as often there as the
