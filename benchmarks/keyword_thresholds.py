@@ -28,22 +28,15 @@ from kws import wakeword  # noqa: E402
 from kws.audio import SAMPLE_RATE  # noqa: E402
 from kws.checkpoint import load_any  # noqa: E402
 from kws.evaluate import _clips_for_stream  # noqa: E402
-from kws.stream import DetectorConfig, StreamingDetector, hop_scores  # noqa: E402
 
 
-def replay(model, audio, events) -> tuple[dict[str, list[tuple[int, int]]], float, int]:
+def per_keyword(model, audio, events) -> tuple[dict[str, list[tuple[int, int]]], float, int]:
     """For each keyword, (found, false accepts) at each threshold of the sweep; the stream's hours
     and its keyword count."""
-    config = DetectorConfig()
-    times, probs = hop_scores(model, audio, config)
-    detector = StreamingDetector(model, config)
-    candidates = [(t, detector.candidate(t, p)) for t, p in zip(times, probs)]
     hours = len(audio) / SAMPLE_RATE / 3600
-    keywords = [model.labels[int(i)] for i in detector.reportable]
+    keywords = [l for l in model.labels if l not in wakeword.NON_KEYWORDS]
     table: dict[str, list[tuple[int, int]]] = {k: [] for k in keywords}
-    for threshold in wakeword.THRESHOLDS:
-        fired: dict[int, float] = {}
-        detections = [d for t, c in candidates for d in detector.fire(t, c, threshold, fired)]
+    for _, detections in wakeword.replay(model, audio):
         for k in keywords:
             scored = wakeword.score([d for d in detections if d.label == k], events, hours)
             table[k].append((scored["found"], scored["false_accepts"]))
@@ -99,7 +92,7 @@ def main() -> None:
     for role, minutes, seed in (("choose", args.choose_minutes, args.choose_seed),
                                 ("score", args.score_minutes, args.score_seed)):
         audio, events = wakeword.build_stream(x, y, model.labels, noise, minutes, seed)
-        streams[role] = replay(model, audio, events)
+        streams[role] = per_keyword(model, audio, events)
     print(f"{name} {args.split}: choose on {args.choose_minutes:g} min (seed {args.choose_seed}), score on "
           f"{args.score_minutes:g} min (seed {args.score_seed}, {streams['score'][2]} keywords); model {args.model}")
     rows = []

@@ -14,6 +14,7 @@ import json
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -166,21 +167,26 @@ def score(detections: list[Detection], events: list[Event], hours: float) -> dic
 def sweep(model, audio: np.ndarray, events: list[Event], config: DetectorConfig | None = None,
           thresholds: tuple[float, ...] = THRESHOLDS, hops: tuple[list[float], torch.Tensor] | None = None,
           detector: StreamingDetector | None = None) -> list[dict]:
-    """Run the model over `audio` once, then score the detections of every threshold (the
-    engine's own decision, replayed: `StreamingDetector.candidate` once, `fire` per threshold).
+    """Run the model over `audio` once, then score the detections of every threshold (`replay`).
     `hops` (from `hop_scores`, same hop) and `detector` (a fresh one, another decision rule)
     replay another rule without running the model again."""
+    hours = len(audio) / SAMPLE_RATE / 3600
+    return [{"threshold": threshold, **score(detections, events, hours)}
+            for threshold, detections in replay(model, audio, config, thresholds, hops, detector)]
+
+
+def replay(model, audio: np.ndarray, config: DetectorConfig | None = None,
+           thresholds: tuple[float, ...] = THRESHOLDS, hops: tuple[list[float], torch.Tensor] | None = None,
+           detector: StreamingDetector | None = None) -> Iterator[tuple[float, list[Detection]]]:
+    """Each threshold and the engine's detections at it, from one run of the model: its own
+    decision replayed (`StreamingDetector.candidate` once per hop, `fire` per threshold)."""
     config = config or DetectorConfig()
     times, probs = hops or hop_scores(model, audio, config)
     detector = detector or StreamingDetector(model, config)
     candidates = [(t, detector.candidate(t, p)) for t, p in zip(times, probs)]
-    hours = len(audio) / SAMPLE_RATE / 3600
-    points = []
     for threshold in thresholds:
         fired: dict[int, float] = {}
-        detections = [d for t, c in candidates for d in detector.fire(t, c, float(threshold), fired)]
-        points.append({"threshold": float(threshold), **score(detections, events, hours)})
-    return points
+        yield float(threshold), [d for t, c in candidates for d in detector.fire(t, c, float(threshold), fired)]
 
 
 def at_rate(points: list[dict], rate: float) -> dict | None:
