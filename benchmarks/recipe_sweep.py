@@ -13,7 +13,8 @@ for a recipe trained on synthetic speech), and a dataset joined with + is scored
 `--without WORD` holds a word out of every folder source (a view of links in DATA_DIR/views), so
 that in `synth+FOLDER` its only training clips are synthetic, as `go` is for the real subset; the
 row then records each held-out word's recall on the `--also` validation splits, and what it was
-heard as.
+heard as; a word the model was not taught at all (a real other word held out of the real recipe)
+is recorded by the share of its clips outside the `--also` test split that it rejects.
 Rows are appended to benchmarks/recipe_sweep.json.
 """
 
@@ -31,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from kws.checkpoint import load_model  # noqa: E402
 from kws.errors import UserError  # noqa: E402
-from kws.evaluate import evaluate_on  # noqa: E402
+from kws.datasets.speech_commands import split_lists  # noqa: E402
+from kws.evaluate import evaluate_on, rejection  # noqa: E402
 from kws.recipes import parse_changes, resolve  # noqa: E402
 from kws.train import run  # noqa: E402
 from kws.wakeword import RATES, at_rate  # noqa: E402
@@ -69,12 +71,21 @@ def without(dataset: str, words: list[str], data_dir: Path) -> str:
     return "+".join(parts)
 
 
-def held_out(scored: dict, words: list[str]) -> dict:
-    """Each held-out word's recall in a scored split, and the label its clips were most often given."""
+def held_out(scored: dict, words: list[str], model, dataset: str) -> dict:
+    """Each held-out word's recall in a scored split, and the label its clips were most often given;
+    for a word the model has no label for, how many of its training and validation clips in
+    `dataset` it rejects (`evaluate.rejection`: its test clips are left alone)."""
     labels, confusion = scored["labels"], scored["confusion"]
     out = {}
     for word in words:
         if word not in labels:
+            root = Path(dataset)
+            clips = [root / rel for split in ("train", "val") for rel in split_lists(root)[split]
+                     if rel.split("/")[0] == word]
+            if clips:
+                said = rejection(model, {word: clips})
+                out[word] = {"rejected": round(said["rejected"], 4), "support": said["count"],
+                             "taken_for": said["taken_for"]}
             continue
         row = confusion[labels.index(word)]
         others = [(n, labels[j]) for j, n in enumerate(row) if labels[j] != word]
@@ -127,7 +138,7 @@ def main() -> None:
                 scored = evaluate_on(model, meta, other, args.data_dir, "val")
                 row.setdefault("val_on", {})[other] = round(scored["accuracy"], 4)
                 if args.without and other in args.also:
-                    row.setdefault("held_out", {})[other] = held_out(scored, args.without)
+                    row.setdefault("held_out", {})[other] = held_out(scored, args.without, model, other)
                 for source, r in scored.get("per_source", {}).items():
                     row["val_on"][f"{other} · {source}"] = round(r["accuracy"], 4)
             rows = json.loads(args.results.read_text()) if args.results.exists() else []  # read late
@@ -139,6 +150,7 @@ def main() -> None:
                   + "".join(f"; stream recall {v['recall']:.3f} at {k}/h" for k, v in row.get("val_stream", {}).items()
                             if v and k in ("2", "5"))
                   + "".join(f"; held-out {w} {v['recall']:.3f} of {v['support']} (most heard as {v['most_heard_as']})"
+                            if "recall" in v else f"; held-out {w} rejected {v['rejected']:.3f} of {v['support']}"
                             for scores in row.get("held_out", {}).values() for w, v in scores.items()), flush=True)
     for name, scores in summary.items():
         spread = f" ± {statistics.stdev(scores):.4f}" if len(scores) > 1 else ""

@@ -221,6 +221,9 @@ def train(
     unknown_each_epoch: Optional[bool] = typer.Option(None, "--unknown-each-epoch/--no-unknown-each-epoch",
                                                       help="Draw the _unknown_ clips anew every epoch."),
     unknown_weight: Optional[float] = typer.Option(None, min=0.0, help="_unknown_'s weight in the loss."),
+    reversed_words: Optional[float] = typer.Option(None, min=0.0, help="Keyword clips played backwards, as this "
+                                                   "share of them, taught as _unknown_: other words in the "
+                                                   "speakers' own voices."),
     source_balance: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Sources joined with +: 0 shows "
                                                    "each row once an epoch, 1 an equal share of each source."),
     per_word: Optional[int] = typer.Option(None, min=10, help="Clips per word when the synth corpus is built."),
@@ -244,7 +247,8 @@ def train(
     dataset, chosen = resolve(dataset, recipe, preset=model, members=members, time_pool=time_pool, epochs=epochs,
                               batch_size=batch_size, lr=lr, augment=augment, spec_augment=spec_augment, norm=norm,
                               unknown_words=unknown_words, unknown_each_epoch=unknown_each_epoch,
-                              unknown_weight=unknown_weight, source_balance=source_balance, per_word=per_word, near_misses=near_misses,
+                              unknown_weight=unknown_weight, reversed_words=reversed_words,
+                              source_balance=source_balance, per_word=per_word, near_misses=near_misses,
                               target_fa_per_hour=target_fa_per_hour, calibration_minutes=calibration_minutes)
     try:
         metrics = run(dataset, chosen, out, data_dir=paths.data_dir(data_dir), task=task, words=_words(words), seed=seed,

@@ -70,6 +70,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
 
     from .augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment
     from .datasets import load_dataset
+    from .datasets.reversed import add_reversed
     from .datasets.speech_commands import UNKNOWN
     from .features import LogMel, LogMelConfig, PixelScale
     from .model import new_classifier
@@ -92,13 +93,17 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
                               progress=progress and main)
     if main:
         distributed.barrier()
+    if recipe.reversed_words and splits.kind == "audio" and UNKNOWN in splits.labels:
+        splits = add_reversed(splits, recipe.reversed_words, seed)
     if UNKNOWN not in splits.labels:  # asked for by a flag, not by the recipe (every rank stops alike)
         named = RECIPES.get(recipe.name, recipe)
-        for f in ("unknown_weight", "unknown_words", "unknown_each_epoch"):
+        for f in ("unknown_weight", "unknown_words", "unknown_each_epoch", "reversed_words"):
             if getattr(recipe, f) != getattr(named, f):
                 raise UserError(f"--{f.replace('_', '-')}: {splits.name} has no {UNKNOWN} class")
     say(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
     say(recipe.line())
+    if splits.info.get("reversed"):
+        say(f"keywords reversed and taught as _unknown_: {splits.info['reversed']:,} rows")
     for word, misses in splits.info.get("near_misses", {}).items():
         say(f"{word}: near misses taught as _unknown_: {', '.join(misses)}")
     run_dir = distributed.broadcast(out or runs_dir() / f"{Path(dataset).name}-{recipe.preset}-{datetime.now():%Y%m%d-%H%M%S}")
