@@ -75,8 +75,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # each band's mean removed and two voting nets each raised it over TensorFlow's recipe alone;
     # noise set by signal-to-noise ratio raised both the clip figure and recall on a long stream,
     # and 30 epochs the clip figure and recall at a few false accepts an hour (docs/streaming.md);
-    # a quarter of the keywords reversed as other words, the share of a real word it was never
-    # taught that it rejects (docs/real-speech-commands.md).
+    # a quarter of the keywords played backwards as other words raised the share of a real word
+    # it was never taught that it rejects, and recall on the validation stream
+    # (docs/real-speech-commands.md).
     Recipe("speech-commands", "real Speech Commands clips: two of the book's nets, time-pooled",
            members=2, time_pool=True, epochs=30, norm="channel-mean", augment_set=(("noise_snr_db", 20.0),),
            reversed_words=0.25),
