@@ -476,9 +476,9 @@ def bench_scale(data: Path) -> dict:
     _, recipe = resolve("speech-commands")
     with tempfile.TemporaryDirectory() as tmp:
         metrics = run(splits, replace(recipe, epochs=1), Path(tmp), data_dir=data, progress=False)
-    epoch = metrics["train_seconds"]
-    return {"recipe": recipe.name, "train_clips": n, "seconds_per_epoch": round(epoch, 1),
-            "clips_per_second": round(n / epoch), "projected_run_minutes": round(epoch * recipe.epochs / 60, 1),
+    epoch, rows = metrics["train_seconds"], metrics["samples"]["train"]  # (rows: with any the recipe adds)
+    return {"recipe": recipe.name, "train_clips": n, "train_rows": rows, "seconds_per_epoch": round(epoch, 1),
+            "clips_per_second": round(rows / epoch), "projected_run_minutes": round(epoch * recipe.epochs / 60, 1),
             "epochs": recipe.epochs, "members": recipe.members}
 
 
