@@ -80,8 +80,8 @@ def held_out(scored: dict, words: list[str], model, dataset: str) -> dict:
     for word in words:
         if word not in labels:
             root = Path(dataset)
-            clips = [root / rel for split in ("train", "val") for rel in split_lists(root)[split]
-                     if rel.split("/")[0] == word]
+            lists = split_lists(root)
+            clips = [root / rel for split in ("train", "val") for rel in lists[split] if rel.split("/")[0] == word]
             if clips:
                 said = rejection(model, {word: clips})
                 out[word] = {"rejected": round(said["rejected"], 4), "support": said["count"],

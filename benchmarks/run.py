@@ -478,7 +478,7 @@ def bench_scale(data: Path) -> dict:
         metrics = run(splits, replace(recipe, epochs=1), Path(tmp), data_dir=data, progress=False)
     epoch, rows = metrics["train_seconds"], metrics["samples"]["train"]  # (rows: with any the recipe adds)
     return {"recipe": recipe.name, "train_clips": n, "train_rows": rows, "seconds_per_epoch": round(epoch, 1),
-            "clips_per_second": round(rows / epoch), "projected_run_minutes": round(epoch * recipe.epochs / 60, 1),
+            "rows_per_second": round(rows / epoch), "projected_run_minutes": round(epoch * recipe.epochs / 60, 1),
             "epochs": recipe.epochs, "members": recipe.members}
 
 
