@@ -15,12 +15,17 @@ that in `synth+FOLDER` its only training clips are synthetic, as `go` is for the
 row then records each held-out word's recall on the `--also` validation splits, and what it was
 heard as; a word the model was not taught at all (a real other word held out of the real recipe)
 is recorded by the share of its clips outside the `--also` test split that it rejects.
+`--fold K/N` validates on the K-th of N folds of the training and validation speakers instead of
+the validation list (a view whose test list is the source's own): N runs, one per fold, score
+every clip outside the test split once, where one validation list of a few speakers cannot
+separate choices a point apart.
 Rows are appended to benchmarks/recipe_sweep.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
@@ -71,6 +76,37 @@ def without(dataset: str, words: list[str], data_dir: Path) -> str:
     return "+".join(parts)
 
 
+def fold(dataset: str, spec: str | None, data_dir: Path) -> str:
+    """`dataset` with each folder source's validation list replaced by fold K of N (`spec` "K/N"):
+    the training and validation clips of the speakers a hash of the speaker's name puts in that fold.
+    The test list is kept, so no fold ever validates or trains on a test clip."""
+    if not spec:
+        return dataset
+    k, n = (int(v) for v in spec.split("/"))
+    if not 0 <= k < n:
+        raise ValueError(f"--fold {spec}: K must be 0 to N-1")
+    parts = []
+    for part in dataset.split("+"):
+        source = Path(part)
+        if not (source / "testing_list.txt").is_file():
+            parts.append(part)
+            continue
+        view = data_dir / "views" / f"{source.name}-fold{k}of{n}"
+        view.mkdir(parents=True, exist_ok=True)
+        for entry in source.iterdir():
+            link = view / entry.name
+            if entry.is_dir() and not link.exists():
+                link.symlink_to(entry.resolve())
+        lists = split_lists(source)
+        speaker = lambda rel: Path(rel).name.split("_nohash_")[0]  # noqa: E731  Speech Commands' naming
+        chosen = [rel for rel in lists["train"] + lists["val"]
+                  if int(hashlib.sha1(speaker(rel).encode()).hexdigest(), 16) % n == k]
+        (view / "validation_list.txt").write_text("".join(f"{rel}\n" for rel in sorted(chosen)))
+        (view / "testing_list.txt").write_text("".join(f"{rel}\n" for rel in lists["test"]))
+        parts.append(str(view))
+    return "+".join(parts)
+
+
 def held_out(scored: dict, words: list[str], model, dataset: str) -> dict:
     """Each held-out word's recall in a scored split, and the label its clips were most often given;
     for a word the model has no label for, how many of its training and validation clips in
@@ -106,6 +142,8 @@ def main() -> None:
                         help="score each model on this dataset's validation split too")
     parser.add_argument("--without", action="append", default=[], metavar="WORD",
                         help="hold this word out of the folder sources; report its recall on --also")
+    parser.add_argument("--fold", default=None, metavar="K/N",
+                        help="validate on fold K of N of the training and validation speakers")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "sweep")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "recipe_sweep.json")
@@ -116,7 +154,7 @@ def main() -> None:
         name, fields = parse_variant(text)
         try:
             dataset, recipe = resolve(args.dataset, args.recipe, **parse_changes(fields))
-            dataset = without(dataset, args.without, args.data_dir)
+            dataset = fold(without(dataset, args.without, args.data_dir), args.fold, args.data_dir)
         except (ValueError, UserError) as e:
             sys.exit(f"--variant {text}: {e}")
         for seed in args.seed or [0]:
@@ -124,7 +162,7 @@ def main() -> None:
             start = time.perf_counter()
             metrics = run(dataset, recipe, out, data_dir=args.data_dir, words=words, seed=seed, progress=False)
             row = {"dataset": dataset, "words": args.words, "recipe": recipe.name, "variant": name, "changes": fields,
-                   "without": args.without,
+                   "without": args.without, "fold": args.fold,
                    "resolved": recipe.line(),
                    "seed": seed, "val_accuracy": round(metrics["val_accuracy"], 4),
                    "last_val_accuracy": round(metrics["history"][-1]["val_accuracy"], 4),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,33 @@ def test_per_keyword_thresholds_are_the_best_choice_within_the_budget():
                 continue
             assert sum(table[k][i][1] for k, i in choice.items()) <= budget
             assert sum(table[k][i][0] for k, i in choice.items()) == max(within)
+
+
+def test_speaker_folds_split_training_and_validation_by_speaker_and_keep_the_test_list(tmp_path):
+    """`recipe_sweep.fold`: N views whose validation lists together hold every training and
+    validation clip once, each speaker's clips in one fold, and the source's own test list."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from recipe_sweep import fold
+
+    from kws.datasets.speech_commands import split_lists
+
+    source = tmp_path / "corpus"
+    clips = [f"{word}/spk{s:02d}_nohash_{i}.wav" for word in ("yes", "no") for s in range(20) for i in range(2)]
+    for rel in clips:
+        (source / rel).parent.mkdir(parents=True, exist_ok=True)
+        (source / rel).write_bytes(b"")
+    (source / "validation_list.txt").write_text("".join(f"{r}\n" for r in clips if "spk00" in r))
+    test = [r for r in clips if "spk01" in r or "spk02" in r]
+    (source / "testing_list.txt").write_text("".join(f"{r}\n" for r in test))
+    seen: list[str] = []
+    for k in range(4):
+        view = fold(str(source), f"{k}/4", tmp_path / "data")
+        lists = split_lists(Path(view))
+        assert sorted(lists["test"]) == sorted(test)
+        assert not set(lists["val"]) & set(lists["train"])
+        assert sorted(lists["val"] + lists["train"]) == sorted(set(clips) - set(test))
+        speakers = {r.split("/")[1].split("_")[0] for r in lists["val"]}
+        assert all(r.split("/")[1].split("_")[0] not in speakers for r in lists["train"])
+        seen += lists["val"]
+    assert sorted(seen) == sorted(set(clips) - set(test))
+    assert fold(str(source), None, tmp_path / "data") == str(source)
