@@ -223,7 +223,8 @@ def train(
     unknown_weight: Optional[float] = typer.Option(None, min=0.0, help="_unknown_'s weight in the loss."),
     reversed_words: Optional[float] = typer.Option(None, min=0.0, help="Keyword clips played backwards, as this "
                                                    "share of them, taught as _unknown_: other words in the "
-                                                   "speakers' own voices."),
+                                                   "speakers' own voices: more untaught words rejected, "
+                                                   "fewer keywords found."),
     source_balance: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Sources joined with +: 0 shows "
                                                    "each row once an epoch, 1 an equal share of each source."),
     per_word: Optional[int] = typer.Option(None, min=10, help="Clips per word when the synth corpus is built."),
