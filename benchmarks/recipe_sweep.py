@@ -98,13 +98,17 @@ def fold(dataset: str, spec: str | None, data_dir: Path) -> str:
             if entry.is_dir() and not link.exists():
                 link.symlink_to(entry.resolve())
         lists = split_lists(source)
-        speaker = lambda rel: Path(rel).name.split("_nohash_")[0]  # noqa: E731  Speech Commands' naming
-        chosen = [rel for rel in lists["train"] + lists["val"]
-                  if int(hashlib.sha1(speaker(rel).encode()).hexdigest(), 16) % n == k]
+        chosen = [rel for rel in lists["train"] + lists["val"] if _speaker_fold(rel, n) == k]
         (view / "validation_list.txt").write_text("".join(f"{rel}\n" for rel in sorted(chosen)))
         (view / "testing_list.txt").write_text("".join(f"{rel}\n" for rel in lists["test"]))
         parts.append(str(view))
     return "+".join(parts)
+
+
+def _speaker_fold(rel: str, n: int) -> int:
+    """The fold of a clip's speaker: Speech Commands names a clip SPEAKER_nohash_N.wav."""
+    speaker = Path(rel).name.split("_nohash_")[0]
+    return int(hashlib.sha1(speaker.encode()).hexdigest(), 16) % n
 
 
 def held_out(scored: dict, words: list[str], model, dataset: str) -> dict:
