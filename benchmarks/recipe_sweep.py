@@ -66,14 +66,21 @@ def without(dataset: str, words: list[str], data_dir: Path) -> str:
         if not source.is_dir():
             parts.append(part)
             continue
-        view = data_dir / "views" / f"{source.resolve().name}-without-{'-'.join(sorted(words))}"
-        view.mkdir(parents=True, exist_ok=True)
-        for entry in source.resolve().iterdir():
-            link = view / entry.name
-            if entry.name not in words and not link.exists() and (entry.is_dir() or entry.suffix == ".txt"):
-                link.symlink_to(entry)
+        view = linked_view(source, data_dir / "views" / f"{source.resolve().name}-without-{'-'.join(sorted(words))}",
+                           lambda entry: entry.name not in words and (entry.is_dir() or entry.suffix == ".txt"))
         parts.append(str(view))
     return "+".join(parts)
+
+
+def linked_view(source: Path, view: Path, keep) -> Path:
+    """A folder `view` of links to the entries of `source` that `keep` (a test of an entry) keeps:
+    another corpus over the same clips, read in place."""
+    view.mkdir(parents=True, exist_ok=True)
+    for entry in source.resolve().iterdir():
+        link = view / entry.name
+        if keep(entry) and not link.exists():
+            link.symlink_to(entry.resolve())
+    return view
 
 
 def fold(dataset: str, spec: str | None, data_dir: Path) -> str:
@@ -91,12 +98,7 @@ def fold(dataset: str, spec: str | None, data_dir: Path) -> str:
         if not (source / "testing_list.txt").is_file():
             parts.append(part)
             continue
-        view = data_dir / "views" / f"{source.name}-fold{k}of{n}"
-        view.mkdir(parents=True, exist_ok=True)
-        for entry in source.iterdir():
-            link = view / entry.name
-            if entry.is_dir() and not link.exists():
-                link.symlink_to(entry.resolve())
+        view = linked_view(source, data_dir / "views" / f"{source.name}-fold{k}of{n}", Path.is_dir)
         lists = split_lists(source)
         chosen = [rel for rel in lists["train"] + lists["val"] if _speaker_fold(rel, n) == k]
         (view / "validation_list.txt").write_text("".join(f"{rel}\n" for rel in sorted(chosen)))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from kws.datasets import Splits
 from kws.datasets.reversed import REVERSED_CLASS, add_reversed
-from kws.errors import UserError
 from kws.recipes import resolve
 from kws.train import run
 
@@ -48,13 +46,6 @@ def test_reversed_rows_get_a_class_of_their_own_where_unknown_words_are_classes(
     assert out.classes == [*classes, REVERSED_CLASS]
     assert (out.train[1][18:] == 4).all() and len(out.train[1]) == 18 + 3
     assert out.labels == LABELS  # what the model answers is unchanged: a reversed word is `_unknown_`
-
-
-def test_reversed_rows_need_an_unknown_label():
-    splits = _splits()
-    no_unknown = Splits("ramps", "audio", ["_silence_", "yes"], splits.train, splits.val, splits.test)
-    with pytest.raises(UserError, match="no _unknown_ class"):
-        add_reversed(no_unknown, 0.5)
 
 
 def test_the_recipe_field_adds_the_reversed_rows_to_what_training_sees(tmp_path):

@@ -20,11 +20,8 @@ REVERSED_CLASS = f"{UNKNOWN}/reversed"  # the class they train as where `_unknow
 
 def add_reversed(splits: Splits, share: float, seed: int = 0) -> Splits:
     """`splits` with new training rows: `share` of the keyword clips (drawn at random), reversed in
-    time, as `_unknown_` rows of the clip's source."""
-    from ..errors import UserError
-
-    if UNKNOWN not in splits.labels:
-        raise UserError(f"--reversed-words: {splits.name} has no {UNKNOWN} class to teach reversed words as")
+    time, as `_unknown_` rows of the clip's source. `splits` must have `_unknown_` (the trainer
+    refuses the flag for data without it)."""
     x, y = splits.train
     names = splits.classes or splits.labels
     keyword = torch.tensor([name.split("/")[0] not in NON_KEYWORDS for name in names])[y]
