@@ -118,11 +118,11 @@ def held_out(scored: dict, words: list[str], model, dataset: str) -> dict:
     for a word the model has no label for, how many of its training and validation clips in
     `dataset` it rejects (`evaluate.rejection`: its test clips are left alone)."""
     labels, confusion = scored["labels"], scored["confusion"]
+    root = Path(dataset)
+    lists = split_lists(root) if set(words) - set(labels) else {}
     out = {}
     for word in words:
         if word not in labels:
-            root = Path(dataset)
-            lists = split_lists(root)
             clips = [root / rel for split in ("train", "val") for rel in lists[split] if rel.split("/")[0] == word]
             if clips:
                 said = rejection(model, {word: clips})
