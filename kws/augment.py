@@ -20,9 +20,6 @@ from .audio import SAMPLE_RATE
 @dataclass
 class AugmentConfig:
     shift_ms: float = 100.0  # random time shift in ±shift_ms, zero-filled
-    # Shift no further than keeps the word whole: a stream's window meets the word at every place
-    # in the second, but a word cut by the clip's edge is a different sound.
-    shift_whole: bool = False
     noise_prob: float = 0.8  # share of clips that get background noise mixed in
     noise_volume: float = 0.1  # largest noise gain (TF's background_volume)
     # > 0: the noise is set by signal-to-noise ratio instead, drawn from noise_snr_min_db to
@@ -50,30 +47,15 @@ AUGMENT_RECIPES = {
 }
 
 
-FRAME = SAMPLE_RATE // 100  # 10 ms
-
-
-def _frame_energy(x: torch.Tensor) -> torch.Tensor:
+def speech_rms(x: torch.Tensor, frame: int = SAMPLE_RATE // 100, floor_db: float = 30.0) -> torch.Tensor:
+    """Each row's loudness while the word is said: the RMS from its first to its last 10-ms frame
+    within `floor_db` of the loudest, so the silence around a short word does not make it quiet."""
     n, length = x.shape
-    return x[:, : length // FRAME * FRAME].reshape(n, -1, FRAME).pow(2).mean(2)
-
-
-def word_span(energy: torch.Tensor, floor_db: float = 30.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's first and last 10-ms frame within `floor_db` of its loudest, as (n, 1) indices
-    (a silent row: past the end and before the start)."""
+    energy = x[:, : length // frame * frame].reshape(n, -1, frame).pow(2).mean(2)
     loud = energy > energy.amax(1, keepdim=True) * 10 ** (-floor_db / 10)
     index = torch.arange(energy.shape[1])
     first = torch.where(loud, index, energy.shape[1]).amin(1, keepdim=True)
     last = torch.where(loud, index, -1).amax(1, keepdim=True)
-    return first, last
-
-
-def speech_rms(x: torch.Tensor) -> torch.Tensor:
-    """Each row's loudness while the word is said: the RMS over its `word_span`, so the silence
-    around a short word does not make it quiet."""
-    energy = _frame_energy(x)
-    first, last = word_span(energy)
-    index = torch.arange(energy.shape[1])
     inside = (index >= first) & (index <= last)
     return ((energy * inside).sum(1) / inside.sum(1).clamp_min(1)).sqrt()
 
@@ -92,8 +74,9 @@ class WaveAugment:
     def __call__(self, wav: torch.Tensor) -> torch.Tensor:
         x = wav.float() / 32768.0 if not wav.is_floating_point() else wav.float()
         n, length = x.shape
+        shift = round(SAMPLE_RATE * self.config.shift_ms / 1000)
+        offsets = torch.randint(-shift, shift + 1, (n, 1), generator=self.generator) if shift > 0 else None
         c = self.config
-        offsets = self._offsets(x)
         if c.speed > 0:
             x = self._speed(x, offsets)  # the shift rides along in the same resampling
         elif offsets is not None:
@@ -119,21 +102,6 @@ class WaveAugment:
             gain = gain * (torch.rand(n, generator=self.generator) < c.noise_prob)
             x = (x + gain.unsqueeze(1) * cuts).clamp(-1.0, 1.0)
         return x
-
-    def _offsets(self, x: torch.Tensor) -> torch.Tensor | None:
-        """Each row's shift in samples (None: no shift), within ±shift_ms and, with `shift_whole`,
-        within the room the word leaves on either side."""
-        n, length = x.shape
-        shift = round(SAMPLE_RATE * self.config.shift_ms / 1000)
-        if shift <= 0:
-            return None
-        if not self.config.shift_whole:
-            return torch.randint(-shift, shift + 1, (n, 1), generator=self.generator)
-        first, last = word_span(_frame_energy(x))
-        low = (-first * FRAME).clamp(-shift, 0)
-        high = (length - (last + 1) * FRAME).clamp(0, shift)
-        draw = torch.rand((n, 1), generator=self.generator)
-        return low + (draw * (high - low + 1)).long().clamp_max(high - low)
 
     def _speed(self, x: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         """Play each clip faster or slower about its centre, then shift it by `offsets` samples
