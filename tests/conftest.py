@@ -56,16 +56,33 @@ def speech_dir() -> Path:
     return SPEECH
 
 
+def built_once(tmp_path_factory, name: str, *command: str) -> Path:
+    """`kws COMMAND` run once per test session into a folder `name`, its last argument.
+
+    Under pytest-xdist every worker asks for the session fixtures; the first to come builds the
+    folder in the run's shared temporary root while holding a lock, the others wait and reuse it."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # (shared by the workers of one run)
+    out, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            r = kws(*command, "--out", out)
+            assert r.returncode == 0, r.stderr
+            done.touch()
+    return out
+
+
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory) -> Path:
     """A small espeak-ng corpus in the Speech Commands layout, built once per test session.
 
     Spoken by espeak-ng's variants as shipped, no Pico: the tests that use it check plumbing
     and need a small model that is sure of its three words; test_voices covers the timbre."""
-    out = tmp_path_factory.mktemp("corpus") / "synth"
-    r = kws("synth", "--out", out, "--per-word", "400", "--seed", "1", "--timbre", "0", "--pico", "0")
-    assert r.returncode == 0, r.stderr
-    return out
+    return built_once(tmp_path_factory, "synth", "synth", "--per-word", "400", "--seed", "1", "--timbre", "0",
+                      "--pico", "0")
 
 
 @pytest.fixture(scope="session")
@@ -74,27 +91,21 @@ def trained_run(small_corpus, tmp_path_factory) -> Path:
     the two voting nets of the `synth` recipe, so every command below is tested on such a model.
 
     The `speech-commands` recipe (this corpus would get `synth`'s), without its time pool: basic
-    augmentation, the book's net over every time step, one `_unknown_` class, not the quick start's
+    augmentation, the book's net over every time step, one `_unknown_` class, not the recipe's
     unknown words as classes: trained that way, the
     small model's Grad-CAM heat lies on the word's half of the second by very different margins
     from build to build of this corpus, which a test of Grad-CAM cannot tell from a broken
     Grad-CAM. `test_unknown_words.py` runs classify, export and the checkpoint checks on such a model.
     Its streaming threshold is calibrated on 10 minutes of validation stream, not 60: the suite's time."""
-    run = tmp_path_factory.mktemp("runs") / "yes-no-stop"
-    r = kws("train", "--dataset", small_corpus, "--words", "yes,no,stop", "--epochs", "30",
-            "--out", run, "--seed", "0", "--recipe", "speech-commands", "--no-time-pool",
-            "--calibration-minutes", "10")
-    assert r.returncode == 0, r.stderr
-    return run
+    return built_once(tmp_path_factory, "yes-no-stop", "train", "--dataset", str(small_corpus), "--words",
+                      "yes,no,stop", "--epochs", "30", "--seed", "0", "--recipe", "speech-commands",
+                      "--no-time-pool", "--no-unknown-words", "--calibration-minutes", "10")
 
 
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory) -> Path:
     """The chapter's network trained on scikit-learn's 8×8 digits (no download; seconds)."""
-    run = tmp_path_factory.mktemp("digits") / "run"
-    r = kws("train", "--dataset", "digits", "--epochs", "15", "--out", run)
-    assert r.returncode == 0, r.stderr
-    return run
+    return built_once(tmp_path_factory, "digits-run", "train", "--dataset", "digits", "--epochs", "15")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
