@@ -57,7 +57,7 @@ def speech_dir() -> Path:
 
 
 def built_once(tmp_path_factory, name: str, *command: str) -> Path:
-    """`kws COMMAND` run once per test session into a folder `name`, its last argument.
+    """The folder `kws COMMAND --out NAME` writes, built once per test session.
 
     Under pytest-xdist every worker asks for the session fixtures; the first to come builds the
     folder in the run's shared temporary root while holding a lock, the others wait and reuse it."""
