@@ -98,7 +98,7 @@ def fold(dataset: str, spec: str | None, data_dir: Path) -> str:
         if not (source / "testing_list.txt").is_file():
             parts.append(part)
             continue
-        view = linked_view(source, data_dir / "views" / f"{source.name}-fold{k}of{n}", Path.is_dir)
+        view = linked_view(source, data_dir / "views" / f"{source.resolve().name}-fold{k}of{n}", Path.is_dir)
         lists = split_lists(source)
         chosen = [rel for rel in lists["train"] + lists["val"] if _speaker_fold(rel, n) == k]
         (view / "validation_list.txt").write_text("".join(f"{rel}\n" for rel in sorted(chosen)))
