@@ -11,7 +11,8 @@ rate on the validation stream that calibrated the threshold; the trainer also sc
 `--also DATASET` scores each model on another dataset's validation split too (the real subset,
 for a recipe trained on synthetic speech), and a dataset joined with + is scored source by source.
 `--without WORD` holds a word out of every folder source (a view of links in DATA_DIR/views), so
-that in `synth+FOLDER` its only training clips are synthetic, as `go` is for the real subset; the
+that in `synth+FOLDER` its only training clips are synthetic, as `go` is for the real subset (and
+out of a recipe's `synthetic_others`, so that a word held out is untaught in every voice); the
 row then records each held-out word's recall on the `--also` validation splits, and what it was
 heard as; a word the model was not taught at all (a real other word held out of the real recipe)
 is recorded by the share of its clips outside the `--also` test split that it rejects.
@@ -166,7 +167,8 @@ def main() -> None:
         for seed in args.seed or [0]:
             out = args.runs / f"{Path(dataset).name}-{name}-s{seed}"
             start = time.perf_counter()
-            metrics = run(dataset, recipe, out, data_dir=args.data_dir, words=words, seed=seed, progress=False)
+            metrics = run(dataset, recipe, out, data_dir=args.data_dir, words=words, seed=seed, progress=False,
+                          withhold=args.without)
             row = {"dataset": dataset, "words": args.words, "recipe": recipe.name, "variant": name, "changes": fields,
                    "without": args.without, "fold": args.fold,
                    "resolved": recipe.line(),

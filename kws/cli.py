@@ -225,6 +225,10 @@ def train(
                                                    "share of them, taught as _unknown_: other words in the "
                                                    "speakers' own voices: more untaught words rejected, "
                                                    "fewer keywords found."),
+    synthetic_others: Optional[float] = typer.Option(None, min=0.0, help="The offline corpus's words that are "
+                                                     "not keywords (built on first use), as this share of the "
+                                                     "keyword clips each epoch, taught as _unknown_: many more "
+                                                     "untaught words rejected, fewer keywords found."),
     source_balance: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Sources joined with +: 0 shows "
                                                    "each row once an epoch, 1 an equal share of each source."),
     per_word: Optional[int] = typer.Option(None, min=10, help="Clips per word when the synth corpus is built."),
@@ -249,7 +253,7 @@ def train(
                               batch_size=batch_size, lr=lr, augment=augment, spec_augment=spec_augment, norm=norm,
                               unknown_words=unknown_words, unknown_each_epoch=unknown_each_epoch,
                               unknown_weight=unknown_weight, reversed_words=reversed_words,
-                              source_balance=source_balance, per_word=per_word, near_misses=near_misses,
+                              synthetic_others=synthetic_others, source_balance=source_balance, per_word=per_word, near_misses=near_misses,
                               target_fa_per_hour=target_fa_per_hour, calibration_minutes=calibration_minutes)
     try:
         metrics = run(dataset, chosen, out, data_dir=paths.data_dir(data_dir), task=task, words=_words(words), seed=seed,

@@ -14,7 +14,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -57,19 +57,21 @@ class Interrupted(Exception):
 
 def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_dir: Path, task: str = "12",
         words: list[str] | None = None, seed: int = 0, device: str = "auto", resume: bool = False,
-        log: Callable[[str], None] | None = None, progress: bool = True) -> dict:
+        log: Callable[[str], None] | None = None, progress: bool = True, withhold: Sequence[str] = ()) -> dict:
     """Train what `recipe` says on `dataset` (a `--dataset` string, or tensors already loaded) and
     write the run folder; returns the metrics (with `run_dir`), or {} on the ranks of a distributed
     run other than the first.
 
     The one place where a recipe becomes a frontend, an augmentation, a net and a loop, so the
     command line, the benchmarks and the tests all train the same way. `log` gets one line for the
-    data, one for the recipe and one per epoch; `progress` shows the per-step bars.
+    data, one for the recipe and one per epoch; `progress` shows the per-step bars. `withhold`:
+    words no synthetic other word may be (a real word held out, to see how untaught words fare).
     """
     from datetime import datetime
 
     from .augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment
-    from .datasets import load_dataset
+    from .datasets import build_synth, load_dataset, synth
+    from .datasets.others import add_others
     from .datasets.reversed import add_reversed
     from .datasets.speech_commands import UNKNOWN
     from .features import LogMel, LogMelConfig, PixelScale
@@ -95,15 +97,25 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
         distributed.barrier()
     if recipe.reversed_words and splits.kind == "audio" and UNKNOWN in splits.labels:
         splits = add_reversed(splits, recipe.reversed_words, seed)
+    if recipe.synthetic_others and splits.kind == "audio" and UNKNOWN in splits.labels:
+        config = synth.SynthConfig(per_word=recipe.per_word)
+        if main:  # (rank 0 builds the corpus first, as above)
+            build_synth(synth.default_root(data_dir, config), config, progress)
+        distributed.barrier()
+        splits = add_others(splits, recipe.synthetic_others, synth.default_root(data_dir, config), withhold)
     if UNKNOWN not in splits.labels:  # asked for by a flag, not by the recipe (every rank stops alike)
         named = RECIPES.get(recipe.name, recipe)
-        for f in ("unknown_weight", "unknown_words", "unknown_each_epoch", "reversed_words"):
+        for f in ("unknown_weight", "unknown_words", "unknown_each_epoch", "reversed_words", "synthetic_others"):
             if getattr(recipe, f) != getattr(named, f):
                 raise UserError(f"--{f.replace('_', '-')}: {splits.name} has no {UNKNOWN} class")
     say(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
     say(recipe.line())
     if splits.info.get("reversed"):
         say(f"keywords reversed and taught as _unknown_: {splits.info['reversed']:,} rows")
+    if splits.info.get("synthetic_others"):
+        o = splits.info["synthetic_others"]
+        say(f"synthetic other words taught as _unknown_: {o['per_epoch']:,} an epoch of {o['clips']:,} clips "
+            f"of {o['words']} words")
     for word, misses in splits.info.get("near_misses", {}).items():
         say(f"{word}: near misses taught as _unknown_: {', '.join(misses)}")
     run_dir = distributed.broadcast(out or runs_dir() / f"{Path(dataset).name}-{recipe.preset}-{datetime.now():%Y%m%d-%H%M%S}")
