@@ -15,6 +15,13 @@ import pytest
 import soundfile as sf
 import torch
 
+# Under pytest-xdist each worker is given one core: a worker's torch (and every `kws` it starts)
+# on one thread, so two workers on two cores do not fight over them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 SPEECH = SHARED / "speech"
