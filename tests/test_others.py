@@ -13,7 +13,7 @@ from kws.datasets import Splits, synth
 from kws.datasets.others import add_others
 from kws.download import COMPLETE_MARKER
 from kws.errors import UserError
-from kws.recipes import resolve
+from kws.recipes import SYNTH_MARKER, resolve
 from kws.train import run
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
@@ -69,12 +69,17 @@ def test_each_other_word_keeps_its_class_shared_with_the_real_clips_of_that_word
     assert out.labels == LABELS  # what the model answers is unchanged
 
 
-def test_joined_sources_and_a_corpus_without_other_words_are_refused(tmp_path):
+def test_joined_sources_a_synthetic_corpus_and_a_corpus_without_other_words_are_refused(tmp_path):
     root = _corpus(tmp_path / "corpus")
     with pytest.raises(UserError, match="joined sources"):
         add_others(_splits(sources=True), 0.5, root)
     with pytest.raises(UserError, match="no training clips"):
         add_others(_splits(), 0.5, root, withhold=["bed", "dog", "happy"])
+    (root / SYNTH_MARKER).write_text("{}\n")
+    corpus = _splits()
+    corpus.info["root"] = str(root)
+    with pytest.raises(UserError, match="already teaches"):
+        add_others(corpus, 0.5, root)
 
 
 def test_the_recipe_field_trains_with_the_offline_corpus_others(tmp_path):

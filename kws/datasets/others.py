@@ -29,9 +29,13 @@ def add_others(splits: Splits, share: float, root: Path, withhold: Sequence[str]
     from .cache import cached_clips
     from .speech_commands import decode_clips, split_lists
 
+    from ..recipes import SYNTH_MARKER
+
     if splits.sources is not None:
         raise UserError(f"--dataset {splits.name}: joined sources teach their own other words; "
                         "synthetic other words go beside one corpus of real speech")
+    if (Path(splits.info.get("root", "")) / SYNTH_MARKER).is_file():
+        raise UserError(f"--dataset {splits.name}: a synthetic corpus already teaches its own other words")
     skip = {*splits.labels, *withhold}
     paths = [rel for rel in split_lists(root)["train"] if rel.split("/")[0] not in skip]
     words = sorted({rel.split("/")[0] for rel in paths})
