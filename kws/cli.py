@@ -253,7 +253,8 @@ def train(
                               batch_size=batch_size, lr=lr, augment=augment, spec_augment=spec_augment, norm=norm,
                               unknown_words=unknown_words, unknown_each_epoch=unknown_each_epoch,
                               unknown_weight=unknown_weight, reversed_words=reversed_words,
-                              synthetic_others=synthetic_others, source_balance=source_balance, per_word=per_word, near_misses=near_misses,
+                              synthetic_others=synthetic_others, source_balance=source_balance, per_word=per_word,
+                              near_misses=near_misses,
                               target_fa_per_hour=target_fa_per_hour, calibration_minutes=calibration_minutes)
     try:
         metrics = run(dataset, chosen, out, data_dir=paths.data_dir(data_dir), task=task, words=_words(words), seed=seed,

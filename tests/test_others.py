@@ -38,8 +38,8 @@ def _splits(classes: list[str] | None = None, sources: bool = False) -> Splits:
     """10 keyword rows, 2 unknown and 2 silent ones."""
     x = torch.zeros(14, 16000, dtype=torch.int16)
     y = torch.tensor([2, 3] * 5 + [1, 1, 0, 0])
-    joined = {"sources": ["a", "b"], "source_of": {s: torch.zeros(14, dtype=torch.long) for s in ("train", "val", "test")}} \
-        if sources else {}
+    of = {split: torch.zeros(14, dtype=torch.long) for split in ("train", "val", "test")}
+    joined = {"sources": ["a", "b"], "source_of": of} if sources else {}
     return Splits("real", "audio", LABELS, (x, y), (x[:4], y[:4]), (x[:4], y[:4]), classes=classes, **joined)
 
 

@@ -26,10 +26,9 @@ def add_others(splits: Splits, share: float, root: Path, withhold: Sequence[str]
     shared with the real clips of the same word."""
     from ..audio import SAMPLE_RATE
     from ..errors import UserError
+    from ..recipes import SYNTH_MARKER
     from .cache import cached_clips
     from .speech_commands import decode_clips, split_lists
-
-    from ..recipes import SYNTH_MARKER
 
     if splits.sources is not None:
         raise UserError(f"--dataset {splits.name}: joined sources teach their own other words; "
@@ -38,6 +37,8 @@ def add_others(splits: Splits, share: float, root: Path, withhold: Sequence[str]
         raise UserError(f"--dataset {splits.name}: a synthetic corpus already teaches its own other words")
     skip = {*splits.labels, *withhold}
     paths = [rel for rel in split_lists(root)["train"] if rel.split("/")[0] not in skip]
+    if not paths:
+        raise UserError(f"{root}: no training clips of words other than {', '.join(splits.labels)}")
     words = sorted({rel.split("/")[0] for rel in paths})
     classes = splits.classes
     if classes is not None:  # each word its own class, after the real ones
@@ -52,8 +53,6 @@ def add_others(splits: Splits, share: float, root: Path, withhold: Sequence[str]
     draw = EpochDraw(rows, per_epoch) if splits.draw is None else \
         EpochDraw(torch.cat([splits.draw.rows, rows]), splits.draw.per_epoch + per_epoch)
     labels = torch.tensor([target[rel.split("/")[0]] for rel in paths], dtype=torch.long)
-    if not paths:
-        raise UserError(f"{root}: no training clips of words other than {', '.join(splits.labels)}")
     return replace(splits, train=(torch.cat([x, audio]), torch.cat([y, labels])), classes=classes, draw=draw,
                    info={**splits.info, "synthetic_others": {"words": len(words), "clips": len(paths),
                                                              "per_epoch": per_epoch}})
