@@ -99,10 +99,13 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
         splits = add_reversed(splits, recipe.reversed_words, seed)
     if recipe.synthetic_others and splits.kind == "audio" and UNKNOWN in splits.labels:
         config = synth.SynthConfig(per_word=recipe.per_word)
-        if main:  # (rank 0 builds the corpus first, as above)
-            build_synth(synth.default_root(data_dir, config), config, progress)
-        distributed.barrier()
-        splits = add_others(splits, recipe.synthetic_others, synth.default_root(data_dir, config), withhold)
+        if not main:  # (rank 0 builds the corpus first, as above)
+            distributed.barrier()
+        splits = add_others(splits, recipe.synthetic_others,
+                            lambda: build_synth(synth.default_root(data_dir, config), config, progress and main),
+                            withhold)
+        if main:
+            distributed.barrier()
     if UNKNOWN not in splits.labels:  # asked for by a flag, not by the recipe (every rank stops alike)
         named = RECIPES.get(recipe.name, recipe)
         for f in ("unknown_weight", "unknown_words", "unknown_each_epoch", "reversed_words", "synthetic_others"):

@@ -46,7 +46,7 @@ def _splits(classes: list[str] | None = None, sources: bool = False) -> Splits:
 def test_other_words_are_training_rows_drawn_anew_each_epoch(tmp_path):
     root = _corpus(tmp_path / "corpus")
     splits = _splits()
-    out = add_others(splits, 0.2, root)
+    out = add_others(splits, 0.2, lambda: root)
     x, y = out.train
     assert len(y) == 14 + 3  # bed, dog and happy in training; never `yes` (a label), never another split
     assert sorted(int(v) for v in x[14:, 0]) == [2000, 3000, 4000]
@@ -62,7 +62,7 @@ def test_other_words_are_training_rows_drawn_anew_each_epoch(tmp_path):
 def test_each_other_word_keeps_its_class_shared_with_the_real_clips_of_that_word(tmp_path):
     root = _corpus(tmp_path / "corpus")
     classes = ["_silence_", "_unknown_/bed", "yes", "no"]
-    out = add_others(_splits(classes), 1.0, root, withhold=["happy"])
+    out = add_others(_splits(classes), 1.0, lambda: root, withhold=["happy"])
     assert out.classes == [*classes, "_unknown_/dog"]
     by_level = {int(row[0]): int(label) for row, label in zip(*(t[14:] for t in out.train))}
     assert by_level == {2000: 1, 3000: 4}  # real and synthetic "bed" are one class; happy withheld
@@ -71,15 +71,16 @@ def test_each_other_word_keeps_its_class_shared_with_the_real_clips_of_that_word
 
 def test_joined_sources_a_synthetic_corpus_and_a_corpus_without_other_words_are_refused(tmp_path):
     root = _corpus(tmp_path / "corpus")
+    unbuilt = lambda: pytest.fail("the corpus is built before the data is checked")  # noqa: E731
     with pytest.raises(UserError, match="joined sources"):
-        add_others(_splits(sources=True), 0.5, root)
+        add_others(_splits(sources=True), 0.5, unbuilt)
     with pytest.raises(UserError, match="no training clips"):
-        add_others(_splits(), 0.5, root, withhold=["bed", "dog", "happy"])
+        add_others(_splits(), 0.5, lambda: root, withhold=["bed", "dog", "happy"])
     (root / SYNTH_MARKER).write_text("{}\n")
     corpus = _splits()
     corpus.info["root"] = str(root)
     with pytest.raises(UserError, match="already teaches"):
-        add_others(corpus, 0.5, root)
+        add_others(corpus, 0.5, unbuilt)
 
 
 def test_the_recipe_field_trains_with_the_offline_corpus_others(tmp_path):

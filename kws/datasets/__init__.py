@@ -81,6 +81,13 @@ class Splits:
             picked.append(order[:k])
         return torch.cat(picked)
 
+    def keyword_rows(self) -> torch.Tensor:
+        """(n,) bool: which training rows are keywords, not `_silence_` or any `_unknown_` class."""
+        from .speech_commands import NON_KEYWORDS
+
+        names = self.classes or self.labels
+        return torch.tensor([name.split("/")[0] not in NON_KEYWORDS for name in names], dtype=torch.bool)[self.train[1]]
+
     def summary(self) -> str:
         sizes = [f"{n} {len(getattr(self, n)[1]):,}" for n in ("train", "val", "test")]
         if self.draw is not None:

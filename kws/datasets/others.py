@@ -11,19 +11,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from . import EpochDraw, Splits
-from .speech_commands import NON_KEYWORDS, UNKNOWN
+from .speech_commands import UNKNOWN
 
 
-def add_others(splits: Splits, share: float, root: Path, withhold: Sequence[str] = ()) -> Splits:
-    """`splits` with the training clips of every word of the corpus at `root` that is not one of
-    their labels (nor in `withhold`) as `_unknown_` rows, a fresh draw of `share` × the keyword
-    rows each epoch (`Splits.draw`). Where `_unknown_` has finer classes, each word keeps its own,
-    shared with the real clips of the same word."""
+def add_others(splits: Splits, share: float, corpus: Callable[[], Path], withhold: Sequence[str] = ()) -> Splits:
+    """`splits` with the training clips of every word of the corpus that is not one of their labels
+    (nor in `withhold`) as `_unknown_` rows, a fresh draw of `share` × the keyword rows each epoch
+    (`Splits.draw`). Where `_unknown_` has finer classes, each word keeps its own, shared with the
+    real clips of the same word. `corpus` builds or finds the corpus, called once `splits` is known
+    to be one corpus of real speech (a build takes minutes)."""
     from ..audio import SAMPLE_RATE
     from ..errors import UserError
     from ..recipes import SYNTH_MARKER
@@ -35,6 +36,7 @@ def add_others(splits: Splits, share: float, root: Path, withhold: Sequence[str]
                         "synthetic other words go beside one corpus of real speech")
     if (Path(splits.info.get("root", "")) / SYNTH_MARKER).is_file():
         raise UserError(f"--dataset {splits.name}: a synthetic corpus already teaches its own other words")
+    root = corpus()
     skip = {*splits.labels, *withhold}
     paths = [rel for rel in split_lists(root)["train"] if rel.split("/")[0] not in skip]
     if not paths:
@@ -46,7 +48,7 @@ def add_others(splits: Splits, share: float, root: Path, withhold: Sequence[str]
     names = classes or splits.labels
     target = {w: names.index(f"{UNKNOWN}/{w}" if classes is not None else UNKNOWN) for w in words}
     x, y = splits.train
-    keywords = int(torch.tensor([n.split("/")[0] not in NON_KEYWORDS for n in names])[y].sum())
+    keywords = int(splits.keyword_rows().sum())
     audio = torch.from_numpy(cached_clips([root / rel for rel in paths], SAMPLE_RATE, decode_clips))
     rows = torch.arange(len(y), len(y) + len(paths))
     per_epoch = min(len(paths), round(share * keywords))

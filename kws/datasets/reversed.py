@@ -13,7 +13,7 @@ from dataclasses import replace
 import torch
 
 from . import Splits
-from .speech_commands import NON_KEYWORDS, UNKNOWN
+from .speech_commands import UNKNOWN
 
 REVERSED_CLASS = f"{UNKNOWN}/reversed"  # the class they train as where `_unknown_` has finer classes
 
@@ -24,8 +24,7 @@ def add_reversed(splits: Splits, share: float, seed: int = 0) -> Splits:
     refuses the flag for data without it)."""
     x, y = splits.train
     names = splits.classes or splits.labels
-    keyword = torch.tensor([name.split("/")[0] not in NON_KEYWORDS for name in names])[y]
-    rows = keyword.nonzero().flatten()
+    rows = splits.keyword_rows().nonzero().flatten()
     generator = torch.Generator().manual_seed(seed)
     rows = rows[torch.randperm(len(rows), generator=generator)[:round(share * len(rows))]]
     if not len(rows):
