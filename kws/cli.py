@@ -238,6 +238,9 @@ def train(
                                                        "calibrated streaming threshold aims at."),
     calibration_minutes: Optional[float] = typer.Option(None, min=0.0, help="How long a validation stream sets "
                                                         "that threshold (0: no calibration)."),
+    precision: Optional[str] = typer.Option(None, help="The net's training arithmetic: auto (bfloat16 where the "
+                                            "processor has it natively, about twice as fast; else float32), "
+                                            "float32 or bfloat16. Saved models are float32 either way."),
 ) -> None:
     """Train a model by a recipe, keep its best epoch, and report test accuracy.
 
@@ -255,7 +258,8 @@ def train(
                               unknown_weight=unknown_weight, reversed_words=reversed_words,
                               synthetic_others=synthetic_others, source_balance=source_balance, per_word=per_word,
                               near_misses=near_misses,
-                              target_fa_per_hour=target_fa_per_hour, calibration_minutes=calibration_minutes)
+                              target_fa_per_hour=target_fa_per_hour, calibration_minutes=calibration_minutes,
+                              precision=precision)
     try:
         metrics = run(dataset, chosen, out, data_dir=paths.data_dir(data_dir), task=task, words=_words(words), seed=seed,
                       device=device, resume=resume, log=_info, progress=sys.stderr.isatty())

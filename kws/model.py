@@ -197,9 +197,12 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor, augment_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
                 per_member: bool = False) -> torch.Tensor:
-        image = self.frontend(x)
-        if augment_features is not None:
-            image = augment_features(image)
+        # The frontend always computes in float32, also inside a mixed-precision training step:
+        # the images the net learns from are then the ones inference gives it.
+        with torch.autocast(x.device.type, enabled=False):
+            image = self.frontend(x)
+            if augment_features is not None:
+                image = augment_features(image)
         scores = self.net(image, per_member=per_member)
         return scores if per_member else self.to_labels(scores)
 

@@ -51,6 +51,9 @@ class Recipe:
     # on streams it never saw (docs/streaming.md).
     target_fa_per_hour: float = 1.0
     calibration_minutes: float = 60.0
+    # The net's training steps in bfloat16 where the processor has it natively ("auto"), or always
+    # in float32 (`train.PRECISIONS`).
+    precision: str = "float32"
     per_word: int = 600  # clips per word when the synthetic corpus is built for this recipe
     # Training on a synthetic corpus for `--words`: near misses of each keyword, built and taught
     # as `_unknown_` (`voices.confusable`), so that "comuter" is not heard as "computer".
@@ -83,17 +86,19 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # on five speaker folds, clips no worse. Keywords played backwards as other words
     # (`reversed_words`) cost clips and recall on the same folds, so the recipe leaves them to the flag;
     # so too the synthetic corpus's other words (`synthetic_others`): far more untaught words
-    # refused, but fewer clips and keywords on the stream.
+    # refused, but fewer clips and keywords on the stream. Trained in bfloat16 where the processor
+    # has it: the same clips and stream at three seeds in half the time (docs/performance.md).
     Recipe("speech-commands", "real Speech Commands clips: two of the book's nets, time-pooled",
            members=2, time_pool=True, epochs=30, norm="channel-mean", augment_set=(("noise_snr_db", 20.0),),
-           unknown_words=True),
+           unknown_words=True, precision="auto"),
     # Chosen for a model trained only on synthesised voices that must hear people: two voting nets,
     # the acoustic augmentation, each band's mean removed, the time pool and unknown words as
     # classes each raised accuracy on voices held out of the corpus (docs/real-speech.md); two
-    # near misses a keyword, fewer false accepts on real streams for own words (docs/own-words.md).
+    # near misses a keyword, fewer false accepts on real streams for own words (docs/own-words.md);
+    # bfloat16 where the processor has it, the same validation figures in two thirds of the time.
     Recipe("synth", "the offline quick start: espeak-ng and Pico voices, built on this machine", data="synth",
            members=2, time_pool=True, epochs=14, augment="acoustic", norm="channel-mean", unknown_words=True,
-           near_misses=2),
+           near_misses=2, precision="auto"),
     # The synth recipe with an even share of each source; a label one source lacks lowered by 2 in
     # that source's loss, which raised words with synthetic clips only on real people and kept the
     # others where they were (a real word held out of the real source, docs/real-speech-commands.md);
@@ -148,6 +153,10 @@ def _checked(recipe: Recipe) -> Recipe:
         raise UserError(f"--augment {recipe.augment}: choose {' or '.join(AUGMENT_RECIPES)}")
     if recipe.norm not in NORMS:
         raise UserError(f"--norm {recipe.norm}: choose {', '.join(NORMS)}")
+    from .train import PRECISIONS
+
+    if recipe.precision not in PRECISIONS:
+        raise UserError(f"--precision {recipe.precision}: choose {', '.join(PRECISIONS)}")
     if recipe.members < 1 or recipe.epochs < 1 or recipe.batch_size < 1:
         raise UserError("members, epochs and batch size must each be at least 1")
     return recipe if recipe.lr is not None else replace(recipe, lr=LEARNING_RATES[recipe.preset])

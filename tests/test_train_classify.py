@@ -159,3 +159,33 @@ def test_sigterm_saves_and_resume_reaches_the_same_weights(small_corpus, tmp_pat
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "part" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bfloat16_training_learns_keeps_float32_weights_and_a_float32_frontend(tmp_path):
+    """Mixed precision changes the net's arithmetic in training only: the digits are still learned,
+    the saved weights are float32, and the frontend's images stay float32 inside the autocast."""
+    from kws.features import LogMel
+    from kws.train import autocast_dtype
+
+    splits = load_digits(seed=0)
+    torch.manual_seed(0)
+    model = new_classifier(PixelScale(), splits.labels)
+    metrics = fit(model, splits, TrainConfig(epochs=3, precision="bfloat16"), tmp_path / "bf16",
+                  generator=torch.Generator().manual_seed(0), progress=False)
+    assert metrics["test_accuracy"] > 0.8  # chance is 0.1
+    assert metrics["autocast"] == "bfloat16"
+    saved = torch.load(tmp_path / "bf16" / "model.pt", weights_only=True)["state_dict"]
+    assert all(v.dtype == torch.float32 for v in saved.values() if v.is_floating_point())
+
+    audio = new_classifier(LogMel(), ["_silence_", "_unknown_", "yes"])
+    seen = []
+    audio.frontend.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = audio(torch.randn(2, 16000) * 0.1)
+    assert seen == [torch.float32] and logits.dtype == torch.bfloat16
+
+    assert autocast_dtype("float32", torch.device("cpu")) is None
+    assert autocast_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    assert autocast_dtype("auto", torch.device("cpu")) in (None, torch.bfloat16)
+    with pytest.raises(UserError, match="--precision"):
+        autocast_dtype("half", torch.device("cpu"))
