@@ -2,7 +2,8 @@
 
     python benchmarks/decision_rules.py --model runs/real/model.pt \
         --dataset ../shared/data/speech-commands-subset --split val \
-        --rule base --rule agree3:agree_hops=3 --rule all:suppress_all=1 --rule unk:unknown_ceiling=0.5
+        --rule base --rule agree3:agree_hops=3 --rule all:suppress_all=1 --rule unk:unknown_ceiling=0.5 \
+        --rule centre:centre=1
 
 A stream is built from the split's clips over the dataset's noise, exactly as `kws evaluate
 --stream` builds it (`--minutes`, `--seed`); the model scores every hop once, and each rule
@@ -21,15 +22,20 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kws import wakeword  # noqa: E402
+from kws.audio import SAMPLE_RATE  # noqa: E402
 from kws.checkpoint import load_any  # noqa: E402
 from kws.evaluate import _clips_for_stream  # noqa: E402
 from kws.recipes import field_text  # noqa: E402
 from kws.datasets.speech_commands import UNKNOWN  # noqa: E402
 from kws.stream import Candidate, DetectorConfig, StreamingDetector, hop_scores  # noqa: E402
+from kws.wakeword import THRESHOLDS  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,14 +45,36 @@ class Rules:
     suppress_all: bool = False  # after any detection every keyword waits out the refractory period
     unknown_ceiling: float = 1.0  # refuse a keyword while `_unknown_` passed this in the last unknown_ms
     unknown_ms: float = 1000.0
+    # A second stage: the keyword must also reach the threshold in one window centred on the word,
+    # as the training clips are (the loudest stretch of the last `centre_ms`: its frames within
+    # `centre_db` of the loudest 10-ms frame, first to last).
+    centre: bool = False
+    centre_ms: float = 1500.0
+    centre_db: float = 20.0
 
 
 class RuleDetector(StreamingDetector):
-    def __init__(self, model, config: DetectorConfig, rules: Rules) -> None:
+    def __init__(self, model, config: DetectorConfig, rules: Rules, audio: np.ndarray | None = None) -> None:
         super().__init__(model, config)
         self.rules = rules
+        self.audio = audio  # the whole recording, for the second stage
         self.unknown = model.labels.index(UNKNOWN) if UNKNOWN in model.labels else None
         self.unknown_recent: list[tuple[float, float]] = []
+
+    def centred_score(self, end_time: float, label: int) -> float:
+        """The label's probability in the 1-s window centred on the loudest stretch before `end_time`."""
+        r, window, frame = self.rules, self.window, SAMPLE_RATE // 100
+        end = int(round(end_time * SAMPLE_RATE))
+        start = max(0, end - int(r.centre_ms * SAMPLE_RATE / 1000))
+        segment = self.audio[start:end]
+        energy = segment[: len(segment) // frame * frame].reshape(-1, frame).astype(np.float64) ** 2
+        energy = energy.mean(1)
+        loud = np.flatnonzero(energy >= energy.max() * 10 ** (-r.centre_db / 10))
+        middle = start + (loud[0] + loud[-1] + 1) * frame // 2
+        left = min(max(0, middle - window // 2), len(self.audio) - window)
+        with torch.no_grad():
+            probs = self.model.probabilities(torch.from_numpy(np.ascontiguousarray(self.audio[left:left + window]))[None])
+        return float(probs[0, label])
 
     def candidate(self, end_time: float, probs) -> Candidate | None:
         r = self.rules
@@ -60,6 +88,8 @@ class RuleDetector(StreamingDetector):
             return None
         if self.unknown_recent and max(u for _, u in self.unknown_recent) > r.unknown_ceiling:
             return None
+        if r.centre and found.score >= THRESHOLDS[0]:  # (below the sweep's lowest it never fires)
+            return Candidate(found.label, min(found.score, self.centred_score(end_time, found.label)), found.heard)
         return found
 
     def fire(self, end_time, candidate, threshold=None, last_fired=None):
@@ -107,7 +137,7 @@ def main() -> None:
         if config.hop_ms not in hops:
             hops[config.hop_ms] = hop_scores(model, audio, config)
         points = wakeword.sweep(model, audio, events, config, hops=hops[config.hop_ms],
-                                detector=RuleDetector(model, config, extra))
+                                detector=RuleDetector(model, config, extra, audio))
         at = {f"{rate:g}": wakeword.at_rate(points, rate) for rate in wakeword.RATES}
         rows.append({"model": str(args.model), "recipe": meta.get("train_args", {}).get("recipe", {}).get("name"),
                      "dataset": name, "split": args.split, "minutes": args.minutes, "seed": args.seed,
