@@ -95,27 +95,37 @@ def _time(fn) -> float:
 
 
 def bench_training(device: str) -> dict:
+    """Training steps of each preset, frontend included, in float32 and, where the processor has
+    it natively, in bfloat16 as `kws train` runs them (`train.autocast_dtype`)."""
+    from kws.train import autocast_dtype
+
     out = {}
+    precisions = ["float32"] + (["bfloat16"] if autocast_dtype("auto", torch.device(device)) else [])
     for preset in ("chapter4", "wide"):
         model = new_classifier(LogMel(), LABELS, preset).to(device).train()
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         x = (torch.randn(64, 16000) * 3000).to(torch.int16).to(device)
         y = torch.randint(0, len(LABELS), (64,), device=device)
+        out[preset] = {"params": sum(p.numel() for p in model.parameters())}
+        for precision in precisions:
+            dtype = autocast_dtype(precision, torch.device(device))
 
-        def step() -> None:
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if device == "cuda":
-                torch.cuda.synchronize()
+            def step() -> None:
+                with torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                    logits = model(x)
+                loss = torch.nn.functional.cross_entropy(logits.float(), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if device == "cuda":
+                    torch.cuda.synchronize()
 
-        for _ in range(3):
-            step()
-        steps = 20
-        seconds = _time(lambda: [step() for _ in range(steps)])
-        out[preset] = {"samples_per_s": round(64 * steps / seconds),
-                       "params": sum(p.numel() for p in model.parameters())}
+            for _ in range(3):
+                step()
+            steps = 20
+            seconds = _time(lambda: [step() for _ in range(steps)])
+            key = "samples_per_s" if precision == "float32" else f"samples_per_s_{precision}"
+            out[preset][key] = round(64 * steps / seconds)
     return out
 
 

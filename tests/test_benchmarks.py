@@ -12,15 +12,16 @@ import pytest
 from .conftest import REPO, SHARED
 
 
-def test_peak_peers_and_int8_sections_run_in_smoke_mode(trained_run, tmp_path):
+def test_training_peak_peers_and_int8_sections_run_in_smoke_mode(trained_run, tmp_path):
     if not (SHARED / "mnist").is_dir():
         pytest.skip(f"MNIST not found under {SHARED}")
     out = tmp_path / "results.json"
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--smoke", "--only", "peak", "--only",
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--smoke", "--only", "training", "--only", "peak", "--only",
                         "peers", "--only", "int8", "--model", str(trained_run / "model.pt"), "--data", str(SHARED),
                         "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert r.returncode == 0, r.stderr
     results = json.loads(out.read_text())
+    assert results["training"]["chapter4"]["samples_per_s"] > 0
     peak = results["peak"]
     assert peak["matmul_gflops"] > 0
     for side in ("mnist", "log_mel"):
