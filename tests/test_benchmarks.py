@@ -21,7 +21,7 @@ def test_training_peak_peers_and_int8_sections_run_in_smoke_mode(trained_run, tm
                         "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert r.returncode == 0, r.stderr
     results = json.loads(out.read_text())
-    assert results["training"]["chapter4"]["samples_per_s"] > 0
+    assert results["training"]["cpu"]["chapter4"]["samples_per_s"] > 0
     peak = results["peak"]
     assert peak["matmul_gflops"] > 0
     for side in ("mnist", "log_mel"):
