@@ -97,7 +97,7 @@ def _time(fn) -> float:
 def bench_training(device: str) -> dict:
     """Training steps of each preset, frontend included, in float32 and, where the processor has
     it natively, in bfloat16 as `kws train` runs them (`train.autocast_dtype`)."""
-    from kws.train import autocast_dtype
+    from kws.train import autocast_dtype, mixed
 
     out = {}
     precisions = ["float32"] + (["bfloat16"] if autocast_dtype("auto", torch.device(device)) else [])
@@ -111,7 +111,7 @@ def bench_training(device: str) -> dict:
             dtype = autocast_dtype(precision, torch.device(device))
 
             def step() -> None:
-                with torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                with mixed(torch.device(device), dtype):
                     logits = model(x)
                 loss = torch.nn.functional.cross_entropy(logits.float(), y)
                 opt.zero_grad()
@@ -196,7 +196,7 @@ def bench_peers(data: Path, epochs: int = 2, batch: int = 64, lr: float = 1e-3) 
     from kws.datasets import load_dataset
     from kws.datasets.images import load_mnist
     from kws.model import ConvNet, NetConfig
-    from kws.train import autocast_dtype
+    from kws.train import autocast_dtype, mixed
 
     sets = {}
     mnist = load_mnist(data / "mnist")
@@ -226,7 +226,7 @@ def bench_peers(data: Path, epochs: int = 2, batch: int = 64, lr: float = 1e-3) 
             start = time.perf_counter()
             for i in range(0, len(x), batch):
                 rows = order[i:i + batch]
-                with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+                with mixed(torch.device("cpu"), dtype):
                     logits = net(x[rows])
                 loss = torch.nn.functional.cross_entropy(logits.float(), y[rows])
                 opt.zero_grad()

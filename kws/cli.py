@@ -239,7 +239,7 @@ def train(
     calibration_minutes: Optional[float] = typer.Option(None, min=0.0, help="How long a validation stream sets "
                                                         "that threshold (0: no calibration)."),
     precision: Optional[str] = typer.Option(None, help="The net's training arithmetic: auto (bfloat16 where the "
-                                            "processor has it natively, about twice as fast; else float32), "
+                                            "processor has it natively, a faster step; else float32), "
                                             "float32 or bfloat16. Saved models are float32 either way."),
 ) -> None:
     """Train a model by a recipe, keep its best epoch, and report test accuracy.

@@ -87,7 +87,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # (`reversed_words`) cost clips and recall on the same folds, so the recipe leaves them to the flag;
     # so too the synthetic corpus's other words (`synthetic_others`): far more untaught words
     # refused, but fewer clips and keywords on the stream. Trained in bfloat16 where the processor
-    # has it: the same clips and stream at three seeds in half the time (docs/performance.md).
+    # has it: the same validation clips and stream, in less time (docs/performance.md).
     Recipe("speech-commands", "real Speech Commands clips: two of the book's nets, time-pooled",
            members=2, time_pool=True, epochs=30, norm="channel-mean", augment_set=(("noise_snr_db", 20.0),),
            unknown_words=True, precision="auto"),
@@ -95,15 +95,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # the acoustic augmentation, each band's mean removed, the time pool and unknown words as
     # classes each raised accuracy on voices held out of the corpus (docs/real-speech.md); two
     # near misses a keyword, fewer false accepts on real streams for own words (docs/own-words.md);
-    # bfloat16 where the processor has it, the same validation figures in two thirds of the time.
+    # bfloat16 where the processor has it, the same validation figures in less time.
     Recipe("synth", "the offline quick start: espeak-ng and Pico voices, built on this machine", data="synth",
            members=2, time_pool=True, epochs=14, augment="acoustic", norm="channel-mean", unknown_words=True,
            near_misses=2, precision="auto"),
     # The synth recipe with an even share of each source; a label one source lacks lowered by 2 in
     # that source's loss, which raised words with synthetic clips only on real people and kept the
     # others where they were (a real word held out of the real source, docs/real-speech-commands.md);
-    # 30 epochs instead of 14 raised both sources' validation clips at two seeds, for 2-3× the time;
-    # bfloat16 where the processor has it kept them within 0.3 points in 60% of the time.
+    # 30 epochs instead of 14 raised both sources' validation clips at two seeds, for more time;
+    # bfloat16 where the processor has it kept them, in less time (docs/performance.md).
     Recipe("hybrid", "real and synthetic speech in one model: sources joined with +", data="synth+speech-commands",
            members=2, time_pool=True, epochs=30, augment="acoustic", norm="channel-mean", unknown_words=True,
            source_balance=1.0, absent_penalty=2.0, precision="auto"),
@@ -154,10 +154,9 @@ def _checked(recipe: Recipe) -> Recipe:
         raise UserError(f"--augment {recipe.augment}: choose {' or '.join(AUGMENT_RECIPES)}")
     if recipe.norm not in NORMS:
         raise UserError(f"--norm {recipe.norm}: choose {', '.join(NORMS)}")
-    from .train import PRECISIONS
+    from .train import check_precision
 
-    if recipe.precision not in PRECISIONS:
-        raise UserError(f"--precision {recipe.precision}: choose {', '.join(PRECISIONS)}")
+    check_precision(recipe.precision)
     if recipe.members < 1 or recipe.epochs < 1 or recipe.batch_size < 1:
         raise UserError("members, epochs and batch size must each be at least 1")
     return recipe if recipe.lr is not None else replace(recipe, lr=LEARNING_RATES[recipe.preset])

@@ -50,14 +50,18 @@ class TrainConfig:
 
 # "bfloat16": the net's forward and backward passes under autocast (weights, optimiser, frontend,
 # validation and every later use stay float32); "auto": bfloat16 where the processor computes it
-# natively (about twice as fast a step), float32 elsewhere, where emulating it would be slower.
+# natively (a faster step), float32 elsewhere, where emulating it would be slower.
 PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision {precision}: choose {', '.join(PRECISIONS)}")
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The dtype the net's training steps run in (None: plain float32)."""
-    if precision not in PRECISIONS:
-        raise UserError(f"--precision {precision}: use {', '.join(PRECISIONS)}")
+    check_precision(precision)
     if precision == "float32":
         return None
     if precision == "bfloat16":
@@ -66,6 +70,11 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     native = [getattr(torch.cpu, name, lambda: False) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     return torch.bfloat16 if device.type == "cpu" and any(check() for check in native) else None
+
+
+def mixed(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """The context a training step's forward pass runs in: autocast to `dtype`, or off for None."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 class Interrupted(Exception):
@@ -289,7 +298,7 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                         x, y = x.to(device), y.to(device)
                         # (members, batch, classes): each member of an ensemble learns from its own
                         # loss, as if trained alone; a single net is an ensemble of one.
-                        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                        with mixed(device, dtype):
                             logits = trainer(x, augment_features=augment_features, per_member=True)
                         logits = logits.float()  # (the loss and the running figures in float32)
                         if mask is not None:
