@@ -25,7 +25,7 @@ from .datasets import Splits
 from .errors import UserError
 from .evaluate import predict, report
 from .model import Classifier
-from .recipes import RECIPES, Recipe
+from .recipes import RECIPES, SYNTH_MARKER, Recipe
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -143,6 +143,9 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
                 raise UserError(f"--{f.replace('_', '-')}: {splits.name} has no {UNKNOWN} class")
     say(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
     say(recipe.line())
+    hint = other_words_hint(splits, recipe)
+    if hint:
+        say(hint)
     if splits.info.get("reversed"):
         say(f"keywords reversed and taught as _unknown_: {splits.info['reversed']:,} rows")
     if splits.info.get("synthetic_others"):
@@ -195,6 +198,23 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     confusion_png(metrics["test_report"]["confusion"], splits.labels, run_dir / "confusion.png",
                   f"Test set · accuracy {metrics['test_accuracy']:.3f}")
     return {**metrics, "run_dir": str(run_dir)}
+
+
+# Below this many other words, a real corpus leaves most words it never taught taken for keywords
+# (docs/real-speech-commands.md).
+FEW_OTHER_WORDS = 10
+
+
+def other_words_hint(splits: Splits, recipe: Recipe) -> str | None:
+    """A line for a corpus of real speech that teaches few other words as `_unknown_`: the model
+    will answer a keyword for most words it never heard, and the flag that helps is not obvious."""
+    others = splits.info.get("other_words") or []
+    if (splits.kind != "audio" or not others or len(others) >= FEW_OTHER_WORDS or recipe.synthetic_others
+            or (Path(splits.info.get("root", "")) / SYNTH_MARKER).is_file()):
+        return None
+    return (f"only {len(others)} other word{'s' if len(others) > 1 else ''} ({', '.join(others)}) taught as "
+            "_unknown_: words it never heard will mostly be taken for keywords; --synthetic-others 0.5 "
+            "also teaches the offline corpus's other words")
 
 
 def _calibrate(run_dir: Path, splits: Splits, recipe: Recipe, seed: int, say: Callable[[str], None]) -> dict | None:

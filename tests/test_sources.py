@@ -2,6 +2,7 @@
 kind of folder is recognised."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,8 +14,8 @@ from kws.datasets.speech_commands import hash_split, load, split_lists
 from kws.errors import UserError
 from kws.features import LogMel
 from kws.model import new_classifier
-from kws.recipes import SYNTH_MARKER, recipe_for, resolve
-from kws.train import _source_mask
+from kws.recipes import RECIPES, SYNTH_MARKER, recipe_for, resolve
+from kws.train import FEW_OTHER_WORDS, _source_mask, other_words_hint
 
 from .conftest import kws
 
@@ -141,6 +142,19 @@ def test_each_kind_of_folder_gets_its_own_recipe(tmp_path, small_corpus):
     assert recipe_for(str(real)) == "speech-commands"
     assert recipe_for(str(small_corpus)) == "synth" and (small_corpus / SYNTH_MARKER).is_file()
     assert recipe_for(f"synth+{real}") == "hybrid" and resolve(f"synth+{real}")[1].source_balance > 0
+
+
+def test_a_real_folder_with_few_other_words_is_told_how_to_teach_more(tmp_path, small_corpus):
+    real = load(_folder(tmp_path / "real", ["yes", "no", "bed", "cat"], level=0.05), words=["yes", "no"])
+    hint = other_words_hint(real, RECIPES["speech-commands"])
+    assert hint and "2 other words (bed, cat)" in hint and "--synthetic-others" in hint
+    assert other_words_hint(real, replace(RECIPES["speech-commands"], synthetic_others=0.5)) is None
+    many = [f"word{i:02d}" for i in range(FEW_OTHER_WORDS)]
+    plenty = load(_folder(tmp_path / "plenty", ["yes", *many], level=0.05, per_word=3), words=["yes"])
+    assert plenty.info["other_words"] == many and other_words_hint(plenty, RECIPES["speech-commands"]) is None
+    synthetic = load(small_corpus, words=["yes", "no", "stop"])  # (a synthetic corpus teaches its own)
+    synthetic = replace(synthetic, info={**synthetic.info, "other_words": ["bed"]})
+    assert other_words_hint(synthetic, RECIPES["speech-commands"]) is None
 
 
 def test_a_real_folder_and_a_synthetic_corpus_train_together(small_corpus, tmp_path):

@@ -173,7 +173,9 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
         asked = ", ".join(keywords or words or KEYWORDS)
         raise UserError(f"{root}: no training clips for {asked}")
     return Splits(name or root.name, "audio", labels, splits["train"], splits["val"], splits["test"],
-                  noise=torch.from_numpy(noise) if len(noise) else None, info={"root": str(root), "task": task},
+                  noise=torch.from_numpy(noise) if len(noise) else None,
+                  info={"root": str(root), "task": task,
+                        "other_words": [w for w in word_folders(root) if w not in index] if extra else []},
                   classes=classes, draw=draw)
 
 
