@@ -238,6 +238,8 @@ def train(
                                                        "calibrated streaming threshold aims at."),
     calibration_minutes: Optional[float] = typer.Option(None, min=0.0, help="How long a validation stream sets "
                                                         "that threshold (0: no calibration)."),
+    label_smoothing: Optional[float] = typer.Option(None, min=0.0, max=0.99, help="The share of each training "
+                                                    "target spread over every class: a less sure net."),
     precision: Optional[str] = typer.Option(None, help="The net's training arithmetic: auto (bfloat16 where the "
                                             "processor has it natively, a faster step; else float32), "
                                             "float32 or bfloat16. Saved models are float32 either way."),
@@ -259,7 +261,7 @@ def train(
                               synthetic_others=synthetic_others, source_balance=source_balance, per_word=per_word,
                               near_misses=near_misses,
                               target_fa_per_hour=target_fa_per_hour, calibration_minutes=calibration_minutes,
-                              precision=precision)
+                              precision=precision, label_smoothing=label_smoothing)
     try:
         metrics = run(dataset, chosen, out, data_dir=paths.data_dir(data_dir), task=task, words=_words(words), seed=seed,
                       device=device, resume=resume, log=_info, progress=sys.stderr.isatty())

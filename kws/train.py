@@ -171,7 +171,8 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
                          time_pool=recipe.time_pool)
     config = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed, device=device,
                          class_weights={UNKNOWN: recipe.unknown_weight} if recipe.unknown_weight != 1.0 else {},
-                         absent_penalty=recipe.absent_penalty, precision=recipe.precision)
+                         absent_penalty=recipe.absent_penalty, precision=recipe.precision,
+                         label_smoothing=recipe.label_smoothing)
 
     def show(row: dict) -> None:
         say(f"epoch {row['epoch']:>3}/{recipe.epochs}  loss {row['train_loss']:.3f}  acc {row['train_accuracy']:.3f}"

@@ -59,6 +59,8 @@ def test_bad_recipes_and_fields_are_refused():
         resolve("synth", norm="band")
     with pytest.raises(TypeError, match="not recipe fields: colour"):
         resolve("synth", colour="blue")
+    with pytest.raises(UserError, match="label smoothing 1: choose a share"):
+        resolve("synth", label_smoothing=1.0)
 
 
 def test_script_changes_reach_the_recipe_its_augmentation_and_its_frontend():
@@ -90,6 +92,21 @@ def test_the_resolved_recipe_is_printed_and_saved_in_checkpoint_and_metrics(tmp_
     saved = json.loads(json.dumps(asdict(expected)))  # (tuples are lists once saved)
     assert torch.load(run / "model.pt", weights_only=True)["train_args"]["recipe"] == saved
     assert json.loads((run / "metrics.json").read_text())["recipe"] == saved
+
+
+def test_label_smoothing_reaches_the_loss(tmp_path):
+    """Smoothed targets cannot be fitted exactly: with 0.3 of each spread over ten digits, no net's
+    loss goes below the targets' own entropy (about 1.18), where unsmoothed training falls well under it."""
+    losses = {}
+    for share in (0.0, 0.3):
+        run = tmp_path / f"ls{share}"
+        r = kws("train", "--dataset", "digits", "--epochs", "5", "--label-smoothing", str(share), "--out", run)
+        assert r.returncode == 0, r.stderr
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["recipe"]["label_smoothing"] == share
+        losses[share] = metrics["history"][-1]["train_loss"]
+    floor = -(0.73 * torch.log(torch.tensor(0.73)) + 9 * 0.03 * torch.log(torch.tensor(0.03))).item()
+    assert losses[0.3] >= floor - 0.01 and losses[0.0] < floor - 0.5, losses
 
 
 def test_a_corpus_by_path_and_by_name_trains_the_same(small_corpus, tmp_path):
