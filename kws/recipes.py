@@ -54,8 +54,8 @@ class Recipe:
     # The net's training steps in bfloat16 where the processor has it natively ("auto"), or always
     # in float32 (`train.PRECISIONS`).
     precision: str = "float32"
-    # Each training target keeps 1 - this of its probability and spreads the rest over every class:
-    # a net less sure of every answer, whose keywords in noise rank above its confusions more often.
+    # Each training target keeps 1 - this of its probability and spreads the rest over every class,
+    # so the net learns to be less sure of every answer.
     label_smoothing: float = 0.0
     per_word: int = 600  # clips per word when the synthetic corpus is built for this recipe
     # Training on a synthetic corpus for `--words`: near misses of each keyword, built and taught
