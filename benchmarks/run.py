@@ -99,8 +99,8 @@ def bench_training(device: str) -> dict:
     it natively, in bfloat16 as `kws train` runs them (`train.autocast_dtype`)."""
     from kws.train import autocast_dtype, mixed
 
-    out = {}
-    precisions = ["float32"] + (["bfloat16"] if autocast_dtype("auto", torch.device(device)) else [])
+    out, dev, steps = {}, torch.device(device), 20
+    precisions = ["float32"] + (["bfloat16"] if autocast_dtype("auto", dev) else [])
     for preset in ("chapter4", "wide"):
         model = new_classifier(LogMel(), LABELS, preset).to(device).train()
         opt = torch.optim.Adam(model.parameters(), 1e-3)
@@ -108,10 +108,10 @@ def bench_training(device: str) -> dict:
         y = torch.randint(0, len(LABELS), (64,), device=device)
         out[preset] = {"params": sum(p.numel() for p in model.parameters())}
         for precision in precisions:
-            dtype = autocast_dtype(precision, torch.device(device))
+            dtype = autocast_dtype(precision, dev)
 
             def step() -> None:
-                with mixed(torch.device(device), dtype):
+                with mixed(dev, dtype):
                     logits = model(x)
                 loss = torch.nn.functional.cross_entropy(logits.float(), y)
                 opt.zero_grad()
@@ -122,7 +122,6 @@ def bench_training(device: str) -> dict:
 
             for _ in range(3):
                 step()
-            steps = 20
             seconds = _time(lambda: [step() for _ in range(steps)])
             key = "samples_per_s" if precision == "float32" else f"samples_per_s_{precision}"
             out[preset][key] = round(64 * steps / seconds)

@@ -25,7 +25,7 @@ from .datasets import Splits
 from .errors import UserError
 from .evaluate import predict, report
 from .model import Classifier
-from .recipes import RECIPES, SYNTH_MARKER, Recipe
+from .recipes import RECIPES, Recipe
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -211,7 +211,7 @@ def other_words_hint(splits: Splits, recipe: Recipe) -> str | None:
     will answer a keyword for most words it never heard, and the flag that helps is not obvious."""
     others = splits.info.get("other_words") or []
     if (splits.kind != "audio" or not others or len(others) >= FEW_OTHER_WORDS or recipe.synthetic_others
-            or (Path(splits.info.get("root", "")) / SYNTH_MARKER).is_file()):
+            or splits.is_synthetic()):
         return None
     return (f"only {len(others)} other word{'s' if len(others) > 1 else ''} ({', '.join(others)}) taught as "
             "_unknown_: words it never heard will mostly be taken for keywords; --synthetic-others 0.5 "

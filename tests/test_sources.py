@@ -154,6 +154,7 @@ def test_a_real_folder_with_few_other_words_is_told_how_to_teach_more(tmp_path, 
     assert plenty.info["other_words"] == many and other_words_hint(plenty, RECIPES["speech-commands"]) is None
     synthetic = load(small_corpus, words=["yes", "no", "stop"])  # (a synthetic corpus teaches its own)
     synthetic = replace(synthetic, info={**synthetic.info, "other_words": ["bed"]})
+    assert synthetic.is_synthetic() and not real.is_synthetic()
     assert other_words_hint(synthetic, RECIPES["speech-commands"]) is None
 
 

@@ -81,6 +81,13 @@ class Splits:
             picked.append(order[:k])
         return torch.cat(picked)
 
+    def is_synthetic(self) -> bool:
+        """Whether these splits are one corpus `kws synth` built, which teaches its own other words."""
+        from ..recipes import SYNTH_MARKER
+
+        root = self.info.get("root")
+        return bool(root) and (Path(root) / SYNTH_MARKER).is_file()
+
     def keyword_rows(self) -> torch.Tensor:
         """(n,) bool: which training rows are keywords, not `_silence_` or any `_unknown_` class."""
         from .speech_commands import NON_KEYWORDS

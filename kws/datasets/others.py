@@ -27,14 +27,13 @@ def add_others(splits: Splits, share: float, corpus: Callable[[], Path], withhol
     to be one corpus of real speech (a build takes minutes)."""
     from ..audio import SAMPLE_RATE
     from ..errors import UserError
-    from ..recipes import SYNTH_MARKER
     from .cache import cached_clips
     from .speech_commands import decode_clips, split_lists
 
     if splits.sources is not None:
         raise UserError(f"--dataset {splits.name}: joined sources teach their own other words; "
                         "synthetic other words go beside one corpus of real speech")
-    if (Path(splits.info.get("root", "")) / SYNTH_MARKER).is_file():
+    if splits.is_synthetic():
         raise UserError(f"--dataset {splits.name}: a synthetic corpus already teaches its own other words")
     root = corpus()
     skip = {*splits.labels, *withhold}

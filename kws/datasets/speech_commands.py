@@ -134,11 +134,12 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
     if not root.is_dir():
         raise UserError(f"{root}: no such dataset folder")
     keywords, extra = task_words(root, task, words, missing_ok)
+    folders = word_folders(root)
     labels = ([SILENCE, UNKNOWN] if extra else []) + keywords
     index = {w: i for i, w in enumerate(labels)}
     classes = None
     if extra and unknown_words:
-        classes = [SILENCE, *(f"{UNKNOWN}/{w}" for w in word_folders(root) if w not in index), *keywords]
+        classes = [SILENCE, *(f"{UNKNOWN}/{w}" for w in folders if w not in index), *keywords]
     negatives = set(read_negatives(root)) - set(keywords)
     rng = random.Random(seed)
     noise = load_noise(root)
@@ -175,7 +176,7 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
     return Splits(name or root.name, "audio", labels, splits["train"], splits["val"], splits["test"],
                   noise=torch.from_numpy(noise) if len(noise) else None,
                   info={"root": str(root), "task": task,
-                        "other_words": [w for w in word_folders(root) if w not in index] if extra else []},
+                        "other_words": [w for w in folders if w not in index] if extra else []},
                   classes=classes, draw=draw)
 
 
