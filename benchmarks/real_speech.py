@@ -62,7 +62,7 @@ CORPORA = {  # name: how the corpus is spoken (SynthConfig fields)
 
 def run(variant: str, epochs: int, per_word: int, data_dir: Path, real: Path, seed: int, model: str,
         corpus: str = "timbre+pico") -> dict:
-    config = SynthConfig(per_word=per_word, **CORPORA[corpus])
+    config = SynthConfig(per_word=per_word, **{"others_share": 1.0, **CORPORA[corpus]})  # (as when measured)
     root = build_synth(default_root(data_dir, config), config)
     dataset, recipe = resolve(str(root), "speech-commands", epochs=epochs, preset=model,
                               **parse_changes(VARIANTS[variant]))

@@ -124,6 +124,9 @@ def synth(
                                  "source stray from espeak-ng's own variants (0: as shipped)."),
     pico_clips: Optional[int] = typer.Option(None, "--pico", min=0, help="Extra training clips per word in SVOX "
                                              "Pico's voices [default: 300 if the kws[pico] extra is installed, else 0]."),
+    others_share: float = typer.Option(0.25, min=0.01, max=1.0, help="The share of the voices that also say the "
+                                       "25 words that are not the twelve-class task's keywords (1: every voice says "
+                                       "every word). A word trained as a keyword is said by every voice when asked for."),
     data_dir: Optional[Path] = DataDir,
 ) -> None:
     """Speak the 35 Speech Commands words with espeak-ng voices, in the Speech Commands layout.
@@ -131,9 +134,11 @@ def synth(
     Voices span every English dialect and voice variant espeak-ng ships, at varied rate, pitch and
     placement, and each speaker gets a vocal tract and voice source of its own (formant positions
     and widths, breath, pitch wobble, a Klatt source for some). Validation and test voices never
-    speak in training. Background noise is generated. With the kws[pico] extra, SVOX Pico's voices
-    (modelled on recordings of people: an American, and German, Spanish, French and Italian
-    speakers saying the English words with their own sounds) add training clips.
+    speak in training. The ten keywords of the twelve-class task are said by every voice, the other
+    25 words by a share of them (`--others-share`). Background noise is generated. With the
+    kws[pico] extra, SVOX Pico's voices (modelled on recordings of people: an American, and German,
+    Spanish, French and Italian speakers saying the English words with their own sounds) add
+    training clips.
     """
     from . import paths
     from .datasets import build_synth
@@ -142,7 +147,7 @@ def synth(
 
     if pico_clips and not pico.available():
         raise UserError('--pico: SVOX Pico is not installed (pip install "kws[pico]"; it needs a C compiler)')
-    config = SynthConfig(per_word=per_word, seed=seed, timbre=timbre,
+    config = SynthConfig(per_word=per_word, seed=seed, timbre=timbre, others_share=others_share,
                          **({} if pico_clips is None else {"pico": pico_clips}))
     root = out or default_root(paths.data_dir(data_dir), config)
     build_synth(root, config)

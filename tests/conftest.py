@@ -86,10 +86,11 @@ def built_once(tmp_path_factory, name: str, *command: str) -> Path:
 def small_corpus(tmp_path_factory) -> Path:
     """A small espeak-ng corpus in the Speech Commands layout, built once per test session.
 
-    Spoken by espeak-ng's variants as shipped, no Pico: the tests that use it check plumbing
-    and need a small model that is sure of its three words; test_voices covers the timbre."""
+    Spoken by espeak-ng's variants as shipped, every voice every word, no Pico: the tests that use
+    it check plumbing and need a small model that is sure of its three words; test_voices covers
+    the timbre and a corpus whose other words fewer voices say."""
     return built_once(tmp_path_factory, "synth", "synth", "--per-word", "400", "--seed", "1", "--timbre", "0",
-                      "--pico", "0")
+                      "--pico", "0", "--others-share", "1")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from kws.datasets import own_words, speech_commands, synth
+from kws.datasets import load_dataset, own_words, speech_commands, synth
 from kws.enroll import check_take, read_folder
 from kws.errors import UserError
 from kws.voices.confusable import confusables, distance, normalise, phonemes
@@ -74,6 +74,39 @@ def test_only_missing_words_are_built_by_the_corpus_speakers(tiny_corpus):
         assert {p.split("/")[1] for p in lists[split] if p.startswith("hey computer/")} == speakers
     assert speech_commands.read_negatives(view) == ["marvin"]
     assert synth.with_words(corpus, config, ["hey computer"], ["marvin"]) == view  # reused
+
+
+def test_other_words_said_by_a_share_of_the_voices_are_said_by_all_once_trained_as_keywords(tmp_path):
+    config = synth.SynthConfig(per_word=40, words=("yes", "marvin"), pico=8 if synth.pico_tts.available() else 0,
+                               timbre=0.0, others_share=0.25)
+    corpus = synth.build(tmp_path / config.folder_name(), config)
+    assert config.folder_name().endswith("-others0.25")
+    said = {w: {p.name for p in (corpus / w).glob("[!p]*.wav")} for w in config.words}  # (espeak-ng's)
+    assert len(said["yes"]) == 40 and len(said["marvin"]) == 10 and said["marvin"] < said["yes"]
+    pico = {w: len(list((corpus / w).glob("pico*.wav"))) for w in config.words}
+    assert pico == {"yes": config.pico, "marvin": round(config.pico * 0.25)}
+    held = (corpus / "testing_list.txt").read_text().split() + (corpus / "validation_list.txt").read_text().split()
+    assert all((corpus / rel).exists() for rel in held)  # the lists name only clips that were said
+    lists = speech_commands.split_lists(corpus)
+    for split in ("val", "test"):  # every split keeps some of its voices for the other word
+        assert any(p.startswith("marvin/") for p in lists[split])
+    assert synth.in_full(corpus, "yes") and not synth.in_full(corpus, "marvin")
+    assert synth.build_words(corpus, config, ["yes", "marvin"]) == ["marvin"]  # a keyword now: every voice
+    assert len(list((synth.words_cache(corpus) / "marvin").glob("[!p]*.wav"))) == 40
+    view = synth.with_words(corpus, config, ["marvin"], [])
+    assert len(list((view / "marvin").glob("[!p]*.wav"))) == 40
+    listed = speech_commands.split_lists(view)
+    for split in ("val", "test"):
+        mine = [p for p in listed[split] if p.startswith("marvin/")]
+        assert len(mine) == len(set(mine))  # the corpus's own entries for the word are not listed twice
+        assert {p.split("/")[1] for p in mine} == {p.split("/")[1] for p in lists[split] if p.startswith("yes/")}
+    every = load_dataset(str(corpus), tmp_path, task="35")  # every word a keyword: every voice says it
+    counts = torch.bincount(every.train[1]).tolist()
+    assert every.labels == ["marvin", "yes"] and counts[0] == counts[1]
+    old = tmp_path / "old"  # a corpus built before the share existed: every voice said every word
+    old.mkdir()
+    (old / "synth_config.txt").write_text(repr({"per_word": 40, "words": ["yes", "marvin"]}) + "\n")
+    assert synth.config_of(old).others_share == 1.0
 
 
 def test_near_misses_are_taught_as_unknown_words_of_their_own(tiny_corpus):

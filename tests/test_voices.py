@@ -57,8 +57,9 @@ def test_timbre_corpus_draws_a_new_speaker_each_time():
     assert len({v.name for _, v, _ in speakers}) == 30  # every speaker sounds different
     assert all(v.name.split("+")[1].startswith("kws-") == takes_timbre(v.variant) for _, v, _ in speakers)
     assert all(not v.timbre for _, v, _ in _speakers(SynthConfig(per_word=30, timbre=0, pico=0), np.random.default_rng(0)))
-    # The first corpus, spoken as shipped, keeps its folder; a timbre corpus never lands in it.
-    assert config.folder_name() != SynthConfig(per_word=30, timbre=0, pico=0).folder_name() == "synth-n30-s0"
+    # The first corpus, spoken as shipped and in full, keeps its folder; a timbre corpus never lands in it.
+    plain = SynthConfig(per_word=30, timbre=0, pico=0, others_share=1.0)
+    assert config.folder_name() != plain.folder_name() == "synth-n30-s0"
     # Every ordinary variant can carry a timbre (some ship partial formant lines); effect voices
     # with a formant far off are spoken as shipped.
     natural = [v for v in list_variants() if takes_timbre(v)]

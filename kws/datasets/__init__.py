@@ -209,10 +209,13 @@ def _synth_corpus(root: Path, name: str | None, task: str, words: list[str] | No
     from . import speech_commands, synth
 
     near: dict[str, list[str]] = {}
-    if words and not (root / synth.NEGATIVES).is_file():  # (not a corpus of links already)
-        built, words, near = own_words(root, synth.config_of(root), words, near_misses, seed, progress)
-    else:
-        built = root
+    built = root
+    if not (root / synth.NEGATIVES).is_file():  # (not a corpus of links already)
+        config = synth.config_of(root)
+        if words:
+            built, words, near = own_words(root, config, words, near_misses, seed, progress)
+        elif task == "35" and config.in_part():  # every word a keyword: each said by every voice
+            built = own_words(root, config, list(config.words), 0, seed, progress)[0]
     splits = speech_commands.load(built, task, words, seed, name=name or root.name, **unknown)
     if near:
         splits.info["near_misses"] = near
@@ -237,7 +240,7 @@ def own_words(corpus: Path, config, words: list[str], near_misses: int = 0, seed
     near = {w: confusables(w, near_misses, avoid=tuple(x for x in words if x != w), seed=seed, speaker=speaker)
             for w in words} if near_misses else {}
     negatives = list(dict.fromkeys(n for w in words for n in near.get(w, []) if n not in words))
-    if not negatives and all((corpus / w).is_dir() for w in words):
+    if not negatives and all(synth.in_full(corpus, w) for w in words):
         return corpus, words, near
     with Progress(TextColumn("Synthesising {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), disable=not progress, transient=True) as bar:

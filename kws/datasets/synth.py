@@ -27,7 +27,7 @@ from ..download import COMPLETE_MARKER, is_complete
 from ..recipes import SYNTH_MARKER
 from ..voices import pico as pico_tts  # (`pico` is a SynthConfig field)
 from ..voices.espeak import ENGLISH_DIALECTS, Speaker, Timbre, Voice, list_variants, takes_timbre
-from .speech_commands import NEGATIVES, NOISE_DIR
+from .speech_commands import KEYWORDS, NEGATIVES, NOISE_DIR
 
 #: The 35 words of Speech Commands v0.02.
 WORDS = ("backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four",
@@ -65,6 +65,11 @@ class SynthConfig:
     # of those held-out voices. A word with no phoneme string for
     # the accented voices (`pico.markup`) goes to the next English one.
     pico_voices: tuple[str, ...] = ("en-US",) * 4 + pico_tts.ACCENTED
+    # The share of each split's speakers (and of the Pico clips) that also say the words that are
+    # not the twelve-class task's keywords: that task draws a tenth as many other-word clips as
+    # keyword clips, so a quarter builds in half the time and the task's draws stay as large.
+    # A word trained as a keyword (`--words marvin`) is said by every speaker first (`build_words`).
+    others_share: float = 0.25
 
     def folder_name(self) -> str:
         """The first corpus (no timbre, no Pico) keeps its plain name; any other gets a suffix."""
@@ -76,7 +81,18 @@ class SynthConfig:
             name += f"-pico{self.pico}"
             if self.pico_voices != pico_tts.ENGLISH:  # (the first Pico corpora spoke English only)
                 name += "-" + hashlib.sha1(repr(self.pico_voices).encode()).hexdigest()[:6]
+        if self.others_share < 1:
+            name += f"-others{self.others_share:g}"
         return name
+
+    def in_part(self) -> set[str]:
+        """The corpus's words that only `others_share` of its speakers say."""
+        return {w for w in self.words if w not in KEYWORDS} if self.others_share < 1 else set()
+
+
+def in_full(corpus: Path, word: str) -> bool:
+    """Whether every speaker of `corpus` says `word`, as a keyword needs."""
+    return (corpus / word).is_dir() and word not in config_of(corpus).in_part()
 
 
 def default_root(data_dir: Path, config: SynthConfig) -> Path:
@@ -99,9 +115,10 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
     partial.mkdir(parents=True)
     for word in config.words:
         (partial / word).mkdir()
-    _speak_words(partial, config, list(config.words), speakers, speaker, lambda word: rng, progress)
-    lists = {split: [f"{w}/{sid}_nohash_0.wav" for w in config.words for sid, _, s in speakers if s == split]
-             for split in ("val", "test")}
+    part, few = config.in_part(), _share_of(speakers, config.others_share)
+    _speak_words(partial, config, list(config.words), speakers, speaker, lambda word: rng, progress, part=part)
+    lists = {split: [f"{w}/{sid}_nohash_0.wav" for w in config.words for sid, _, s in (few if w in part else speakers)
+                     if s == split] for split in ("val", "test")}
     (partial / "validation_list.txt").write_text("".join(p + "\n" for p in lists["val"]))
     (partial / "testing_list.txt").write_text("".join(p + "\n" for p in lists["test"]))
     write_noise(partial / NOISE_DIR, rng, speaker)
@@ -114,14 +131,17 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
 
 def _speak_words(folder: Path, config: SynthConfig, words: list[str], speakers: list[tuple[str, Voice, str]],
                  speaker: Speaker, rng_of: Callable[[str], np.random.Generator],
-                 progress: Callable[[int, int], None] | None = None, own: bool = False) -> None:
+                 progress: Callable[[int, int], None] | None = None, own: bool = False,
+                 part: set[str] = frozenset()) -> None:
     """Every speaker says every word into `folder/<word>/`, each word's clips drawing from
-    `rng_of(word)`. Pico speaks in a second process meanwhile, so on two cores a build takes the
+    `rng_of(word)`; a word in `part` only the first `others_share` of each split's speakers.
+    Pico speaks in a second process meanwhile, so on two cores a build takes the
     longer of the two times, not their sum. `own`: words built on demand (see `add_pico`), and
     an espeak-ng clip too long for the window said faster until it fits (`FITS`)."""
-    total = len(words) * (config.per_word + config.pico)
+    few = _share_of(speakers, config.others_share)
+    total = sum(len(few if w in part else speakers) + _pico_clips(config, w in part) for w in words)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pico_job = pool.submit(add_pico, folder, replace(config, words=tuple(words)), own) if config.pico else None
+        pico_job = pool.submit(add_pico, folder, replace(config, words=tuple(words)), own, part) if config.pico else None
 
         def pico_done() -> int:
             return sum(1 for _ in folder.glob("*/pico*.wav")) if pico_job else 0
@@ -129,7 +149,7 @@ def _speak_words(folder: Path, config: SynthConfig, words: list[str], speakers: 
         done = spoken = 0
         for word in words:
             rng = rng_of(word)
-            for sid, voice, _ in speakers:
+            for sid, voice, _ in few if word in part else speakers:
                 text, voice = word + _ending(config, rng), jitter(voice, rng)
                 audio = speak(speaker, text, voice)
                 if own and len(audio) > FITS * SAMPLE_RATE:
@@ -149,6 +169,22 @@ def _speak_words(folder: Path, config: SynthConfig, words: list[str], speakers: 
         progress(total, total)
 
 
+def _share_of(speakers: list[tuple[str, Voice, str]], share: float) -> list[tuple[str, Voice, str]]:
+    """The first `share` of each split's speakers (at least one), in their order."""
+    quota = {split: max(1, round(share * sum(s == split for _, _, s in speakers))) for _, _, split in speakers}
+    seen = dict.fromkeys(quota, 0)
+    out = []
+    for sid, voice, split in speakers:
+        seen[split] += 1
+        if seen[split] <= quota[split]:
+            out.append((sid, voice, split))
+    return out
+
+
+def _pico_clips(config: SynthConfig, in_part: bool) -> int:
+    return round(config.pico * config.others_share) if in_part else config.pico
+
+
 def _ending(config: SynthConfig, rng: np.random.Generator) -> str:
     # (a single ending draws nothing, so the default corpus stays what it was)
     return config.endings[int(rng.integers(len(config.endings)))] if len(config.endings) > 1 else config.endings[0]
@@ -163,7 +199,7 @@ def config_of(corpus: Path) -> SynthConfig:
     """The configuration a corpus was built with, from the marker `build` wrote into it."""
     import ast
 
-    saved = ast.literal_eval((corpus / SYNTH_MARKER).read_text())
+    saved = {"others_share": 1.0, **ast.literal_eval((corpus / SYNTH_MARKER).read_text())}  # (built before it)
     known = {f.name for f in fields(SynthConfig)}
     return SynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known})
 
@@ -189,13 +225,14 @@ def check_word(text: str, speaker: Speaker) -> str:
 
 def build_words(corpus: Path, config: SynthConfig, words: list[str],
                 progress: Callable[[int, int], None] | None = None) -> list[str]:
-    """Build each of `words` that neither `corpus` nor its word cache has; returns those built.
+    """Build each of `words` that neither `corpus` (every speaker: `in_full`) nor its word cache
+    has; returns those built.
 
     A clip that would overflow the window is said faster until it fits (`FITS`). Each word draws
     from its own random stream, so it sounds the same whichever words were built with it.
     """
     cache = words_cache(corpus)
-    missing = [w for w in dict.fromkeys(words) if not (corpus / w).is_dir() and not is_complete(cache / w)]
+    missing = [w for w in dict.fromkeys(words) if not in_full(corpus, w) and not is_complete(cache / w)]
     if not missing:
         return []
     speaker = Speaker()
@@ -219,7 +256,7 @@ def with_words(corpus: Path, config: SynthConfig, words: list[str], negatives: l
     cache (all built), with split lists that put each speaker where `corpus` does, and the
     negatives named in `NEGATIVES`. Reused while the same words are asked for."""
     cache = words_cache(corpus)
-    extra = [w for w in dict.fromkeys([*words, *negatives]) if not (corpus / w).is_dir()]
+    extra = [w for w in dict.fromkeys([*words, *negatives]) if not in_full(corpus, w)]
     key = hashlib.sha1(repr((sorted(extra), sorted(negatives))).encode()).hexdigest()[:8]
     view = corpus.with_name(f"{corpus.name}-with-{key}")
     if is_complete(view):
@@ -227,7 +264,7 @@ def with_words(corpus: Path, config: SynthConfig, words: list[str], negatives: l
     partial = view.with_name(view.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    for target in [p for p in corpus.iterdir() if p.is_dir()] + [cache / w for w in extra]:
+    for target in [p for p in corpus.iterdir() if p.is_dir() and p.name not in extra] + [cache / w for w in extra]:
         try:
             (partial / target.name).symlink_to(target.resolve(), target_is_directory=True)
         except OSError:  # no links allowed here (Windows without developer mode): copy instead
@@ -236,7 +273,8 @@ def with_words(corpus: Path, config: SynthConfig, words: list[str], negatives: l
     for split, name in (("val", "validation_list.txt"), ("test", "testing_list.txt")):
         own = [f"{w}/{wav.name}" for w in extra for wav in sorted((cache / w).glob("*.wav"))
                if split_of.get(wav.name.split("_nohash_")[0]) == split]
-        (partial / name).write_text((corpus / name).read_text() + "".join(p + "\n" for p in own))
+        kept = [p for p in (corpus / name).read_text().splitlines() if p.split("/")[0] not in extra]
+        (partial / name).write_text("".join(p + "\n" for p in kept + own))
     shutil.copy(corpus / SYNTH_MARKER, partial / SYNTH_MARKER)
     (partial / NEGATIVES).write_text("".join(w + "\n" for w in negatives))
     shutil.rmtree(view, ignore_errors=True)
@@ -303,8 +341,9 @@ def jitter(voice: Voice, rng: np.random.Generator) -> Voice:
                    pitch=int(np.clip(voice.pitch + rng.integers(-5, 6), 0, 100)))
 
 
-def add_pico(folder: Path, config: SynthConfig, own_words: bool = False) -> None:
-    """`config.pico` clips per word in Pico's voices, training split only (never in the lists).
+def add_pico(folder: Path, config: SynthConfig, own_words: bool = False, part: set[str] = frozenset()) -> None:
+    """`config.pico` clips per word in Pico's voices (`others_share` of them for a word in `part`),
+    training split only (never in the lists).
 
     Its own random stream, so the espeak-ng clips are the same with or without Pico (for
     `own_words`, one per word, so a word's clips do not depend on which words were built with it,
@@ -319,7 +358,7 @@ def add_pico(folder: Path, config: SynthConfig, own_words: bool = False) -> None
         if own_words:
             rng = np.random.default_rng([config.seed, 1, zlib.crc32(word.encode())])
         fallback = 0
-        for k in range(config.pico):
+        for k in range(_pico_clips(config, word in part)):
             language = config.pico_voices[k % len(config.pico_voices)]
             said = pico_tts.markup(word, language)
             if said is None:  # no phoneme string: an English voice reads the word itself
