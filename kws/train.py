@@ -128,7 +128,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     if recipe.reversed_words and splits.kind == "audio" and UNKNOWN in splits.labels:
         splits = add_reversed(splits, recipe.reversed_words, seed)
     if recipe.synthetic_others and splits.kind == "audio" and UNKNOWN in splits.labels:
-        config = synth.SynthConfig(per_word=recipe.per_word)
+        config = synth.SynthConfig(per_word=recipe.per_word, others_share=1.0)  # (these words are what it teaches)
         if not main:  # (rank 0 builds the corpus first, as above)
             distributed.barrier()
         splits = add_others(splits, recipe.synthetic_others,

@@ -85,7 +85,8 @@ def test_joined_sources_a_synthetic_corpus_and_a_corpus_without_other_words_are_
 
 def test_the_recipe_field_trains_with_the_offline_corpus_others(tmp_path):
     per_word = 3
-    _corpus(synth.default_root(tmp_path, synth.SynthConfig(per_word=per_word)))  # (as if built)
+    # (as if built) The corpus whose every voice says every word: those words are what it teaches.
+    _corpus(synth.default_root(tmp_path, synth.SynthConfig(per_word=per_word, others_share=1.0)))
     _, recipe = resolve("real", "speech-commands", epochs=1, members=1, calibration_minutes=0.0, per_word=per_word,
                         unknown_words=False, synthetic_others=0.2)
     lines: list[str] = []
