@@ -596,6 +596,8 @@ def _stream_detector(model: Optional[Path], threshold: Optional[float], hop: flo
     elif calibration:
         why = (f"calibrated: recall {calibration['recall']:.0%} at {calibration['fa_per_hour']:.1f} false "
                f"accepts/hour on {calibration['minutes']:g} min of validation stream")
+        if calibration.get("synthetic"):  # a synthesiser's voices, not the user's: say so before they try
+            why += " in synthetic voices; real speakers are found less often"
     else:
         why = "the default; this model has no calibrated threshold"
     try:

@@ -223,4 +223,5 @@ def calibrate(model, splits, target: float, minutes: float = 60.0, seed: int = 0
     chosen = calibrated(points, target)
     return {"threshold": chosen["threshold"], "recall": chosen["recall"], "fa_per_hour": chosen["fa_per_hour"],
             "target_fa_per_hour": target, "minutes": minutes, "split": "val",
+            "synthetic": splits.is_synthetic(),  # (whose voices set it: `listen` says so)
             "curve": [{k: p[k] for k in ("threshold", "recall", "fa_per_hour")} for p in points]}
