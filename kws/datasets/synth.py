@@ -67,8 +67,9 @@ class SynthConfig:
     pico_voices: tuple[str, ...] = ("en-US",) * 4 + pico_tts.ACCENTED
     # The share of each split's speakers (and of the Pico clips) that also say the words that are
     # not the twelve-class task's keywords: that task draws a tenth as many other-word clips as
-    # keyword clips, so a quarter builds in half the time and the task's draws stay as large.
-    # A word trained as a keyword (`--words marvin`) is said by every speaker first (`build_words`).
+    # keyword clips, so most of theirs were never used; with fewer, the corpus builds sooner and
+    # the draws stay as large. A word trained as a keyword (`--words marvin`) is first said by
+    # every speaker (`build_words`).
     others_share: float = 0.25
 
     def folder_name(self) -> str:
