@@ -90,7 +90,7 @@ def test_other_words_said_by_a_share_of_the_voices_are_said_by_all_once_trained_
     lists = speech_commands.split_lists(corpus)
     for split in ("val", "test"):  # every split keeps some of its voices for the other word
         assert any(p.startswith("marvin/") for p in lists[split])
-    assert synth.in_full(corpus, "yes") and not synth.in_full(corpus, "marvin")
+    assert synth.in_full(corpus, config, "yes") and not synth.in_full(corpus, config, "marvin")
     assert synth.build_words(corpus, config, ["yes", "marvin"]) == ["marvin"]  # a keyword now: every voice
     assert len(list((synth.words_cache(corpus) / "marvin").glob("[!p]*.wav"))) == 40
     view = synth.with_words(corpus, config, ["marvin"], [])

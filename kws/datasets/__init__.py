@@ -240,7 +240,7 @@ def own_words(corpus: Path, config, words: list[str], near_misses: int = 0, seed
     near = {w: confusables(w, near_misses, avoid=tuple(x for x in words if x != w), seed=seed, speaker=speaker)
             for w in words} if near_misses else {}
     negatives = list(dict.fromkeys(n for w in words for n in near.get(w, []) if n not in words))
-    if not negatives and all(synth.in_full(corpus, w) for w in words):
+    if not negatives and all(synth.in_full(corpus, config, w) for w in words):
         return corpus, words, near
     with Progress(TextColumn("Synthesising {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), disable=not progress, transient=True) as bar:

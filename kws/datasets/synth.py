@@ -91,9 +91,9 @@ class SynthConfig:
         return {w for w in self.words if w not in KEYWORDS} if self.others_share < 1 else set()
 
 
-def in_full(corpus: Path, word: str) -> bool:
-    """Whether every speaker of `corpus` says `word`, as a keyword needs."""
-    return (corpus / word).is_dir() and word not in config_of(corpus).in_part()
+def in_full(corpus: Path, config: SynthConfig, word: str) -> bool:
+    """Whether every speaker of `corpus` (built with `config`) says `word`, as a keyword needs."""
+    return (corpus / word).is_dir() and word not in config.in_part()
 
 
 def default_root(data_dir: Path, config: SynthConfig) -> Path:
@@ -117,9 +117,10 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
     for word in config.words:
         (partial / word).mkdir()
     part, few = config.in_part(), _share_of(speakers, config.others_share)
-    _speak_words(partial, config, list(config.words), speakers, speaker, lambda word: rng, progress, part=part)
-    lists = {split: [f"{w}/{sid}_nohash_0.wav" for w in config.words for sid, _, s in (few if w in part else speakers)
-                     if s == split] for split in ("val", "test")}
+    said_by = {w: few if w in part else speakers for w in config.words}
+    _speak_words(partial, config, said_by, speaker, lambda word: rng, progress, part=part)
+    lists = {split: [f"{w}/{sid}_nohash_0.wav" for w, who in said_by.items() for sid, _, s in who if s == split]
+             for split in ("val", "test")}
     (partial / "validation_list.txt").write_text("".join(p + "\n" for p in lists["val"]))
     (partial / "testing_list.txt").write_text("".join(p + "\n" for p in lists["test"]))
     write_noise(partial / NOISE_DIR, rng, speaker)
@@ -130,17 +131,17 @@ def build(out: Path, config: SynthConfig, progress: Callable[[int, int], None] |
     return out
 
 
-def _speak_words(folder: Path, config: SynthConfig, words: list[str], speakers: list[tuple[str, Voice, str]],
+def _speak_words(folder: Path, config: SynthConfig, said_by: dict[str, list[tuple[str, Voice, str]]],
                  speaker: Speaker, rng_of: Callable[[str], np.random.Generator],
                  progress: Callable[[int, int], None] | None = None, own: bool = False,
                  part: set[str] = frozenset()) -> None:
-    """Every speaker says every word into `folder/<word>/`, each word's clips drawing from
-    `rng_of(word)`; a word in `part` only the first `others_share` of each split's speakers.
-    Pico speaks in a second process meanwhile, so on two cores a build takes the
-    longer of the two times, not their sum. `own`: words built on demand (see `add_pico`), and
-    an espeak-ng clip too long for the window said faster until it fits (`FITS`)."""
-    few = _share_of(speakers, config.others_share)
-    total = sum(len(few if w in part else speakers) + _pico_clips(config, w in part) for w in words)
+    """Each word's speakers (`said_by`) say it into `folder/<word>/`, each word's clips drawing
+    from `rng_of(word)`; Pico says a word in `part` `others_share` as often. Pico speaks in a
+    second process meanwhile, so on two cores a build takes the longer of the two times, not
+    their sum. `own`: words built on demand (see `add_pico`), and an espeak-ng clip too long for
+    the window said faster until it fits (`FITS`)."""
+    words = list(said_by)
+    total = sum(len(who) + _pico_clips(config, w in part) for w, who in said_by.items())
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         pico_job = pool.submit(add_pico, folder, replace(config, words=tuple(words)), own, part) if config.pico else None
 
@@ -150,7 +151,7 @@ def _speak_words(folder: Path, config: SynthConfig, words: list[str], speakers: 
         done = spoken = 0
         for word in words:
             rng = rng_of(word)
-            for sid, voice, _ in few if word in part else speakers:
+            for sid, voice, _ in said_by[word]:
                 text, voice = word + _ending(config, rng), jitter(voice, rng)
                 audio = speak(speaker, text, voice)
                 if own and len(audio) > FITS * SAMPLE_RATE:
@@ -233,7 +234,7 @@ def build_words(corpus: Path, config: SynthConfig, words: list[str],
     from its own random stream, so it sounds the same whichever words were built with it.
     """
     cache = words_cache(corpus)
-    missing = [w for w in dict.fromkeys(words) if not in_full(corpus, w) and not is_complete(cache / w)]
+    missing = [w for w in dict.fromkeys(words) if not in_full(corpus, config, w) and not is_complete(cache / w)]
     if not missing:
         return []
     speaker = Speaker()
@@ -242,7 +243,7 @@ def build_words(corpus: Path, config: SynthConfig, words: list[str],
     shutil.rmtree(partial, ignore_errors=True)
     for word in missing:
         (partial / word).mkdir(parents=True)
-    _speak_words(partial, config, missing, speakers, speaker,
+    _speak_words(partial, config, dict.fromkeys(missing, speakers), speaker,
                  lambda word: np.random.default_rng([config.seed, 2, zlib.crc32(word.encode())]), progress, own=True)
     for word in missing:
         (partial / word / COMPLETE_MARKER).write_text("kws synth\n")
@@ -257,7 +258,7 @@ def with_words(corpus: Path, config: SynthConfig, words: list[str], negatives: l
     cache (all built), with split lists that put each speaker where `corpus` does, and the
     negatives named in `NEGATIVES`. Reused while the same words are asked for."""
     cache = words_cache(corpus)
-    extra = [w for w in dict.fromkeys([*words, *negatives]) if not in_full(corpus, w)]
+    extra = [w for w in dict.fromkeys([*words, *negatives]) if not in_full(corpus, config, w)]
     key = hashlib.sha1(repr((sorted(extra), sorted(negatives))).encode()).hexdigest()[:8]
     view = corpus.with_name(f"{corpus.name}-with-{key}")
     if is_complete(view):
