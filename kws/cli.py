@@ -226,6 +226,9 @@ def train(
     unknown_each_epoch: Optional[bool] = typer.Option(None, "--unknown-each-epoch/--no-unknown-each-epoch",
                                                       help="Draw the _unknown_ clips anew every epoch."),
     unknown_weight: Optional[float] = typer.Option(None, min=0.0, help="_unknown_'s weight in the loss."),
+    unknown_percent: Optional[float] = typer.Option(None, min=0.0, help="_unknown_ training clips drawn from "
+                                                    "the other words, in percent of the keyword clips "
+                                                    "(validation and test keep 10)."),
     reversed_words: Optional[float] = typer.Option(None, min=0.0, help="Keyword clips played backwards, as this "
                                                    "share of them, taught as _unknown_: other words in the "
                                                    "speakers' own voices: more untaught words rejected, "
@@ -262,7 +265,8 @@ def train(
     dataset, chosen = resolve(dataset, recipe, preset=model, members=members, time_pool=time_pool, epochs=epochs,
                               batch_size=batch_size, lr=lr, augment=augment, spec_augment=spec_augment, norm=norm,
                               unknown_words=unknown_words, unknown_each_epoch=unknown_each_epoch,
-                              unknown_weight=unknown_weight, reversed_words=reversed_words,
+                              unknown_weight=unknown_weight, unknown_percent=unknown_percent,
+                              reversed_words=reversed_words,
                               synthetic_others=synthetic_others, source_balance=source_balance, per_word=per_word,
                               near_misses=near_misses,
                               target_fa_per_hour=target_fa_per_hour, calibration_minutes=calibration_minutes,

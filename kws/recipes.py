@@ -32,6 +32,9 @@ class Recipe:
     unknown_words: bool = False  # each word behind `_unknown_` its own training class
     unknown_each_epoch: bool = False  # a fresh `_unknown_` draw every epoch
     unknown_weight: float = 1.0  # `_unknown_`'s weight in the loss
+    # `_unknown_` training clips drawn from the other words, in percent of the keyword clips
+    # (TensorFlow's 10); validation and test keep 10, so that their figures stay comparable.
+    unknown_percent: float = 10.0
     # Keyword clips played backwards, as many as this share of them, taught as `_unknown_`
     # (`datasets.reversed`): other words in the keyword speakers' own voices.
     reversed_words: float = 0.0

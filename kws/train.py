@@ -122,6 +122,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
         splits = load_dataset(dataset, data_dir, task=task, words=words, seed=seed, per_word=recipe.per_word,
                               unknown_words=recipe.unknown_words, unknown_each_epoch=recipe.unknown_each_epoch,
                               balance=recipe.source_balance, near_misses=recipe.near_misses if words else 0,
+                              unknown_percent=recipe.unknown_percent,
                               progress=progress and main)
     if main:
         distributed.barrier()
@@ -138,7 +139,8 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
             distributed.barrier()
     if UNKNOWN not in splits.labels:  # asked for by a flag, not by the recipe (every rank stops alike)
         named = RECIPES.get(recipe.name, recipe)
-        for f in ("unknown_weight", "unknown_words", "unknown_each_epoch", "reversed_words", "synthetic_others"):
+        for f in ("unknown_weight", "unknown_percent", "unknown_words", "unknown_each_epoch", "reversed_words",
+                  "synthetic_others"):
             if getattr(recipe, f) != getattr(named, f):
                 raise UserError(f"--{f.replace('_', '-')}: {splits.name} has no {UNKNOWN} class")
     say(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))

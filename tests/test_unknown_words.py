@@ -56,6 +56,20 @@ def test_unknown_clips_keep_their_word_in_training_only(tmp_path):
     assert "4 classes (6 in training)" in fine.summary()
 
 
+def test_the_training_unknown_share_leaves_validation_and_test_alone(tmp_path):
+    _corpus(tmp_path)
+    (tmp_path / "testing_list.txt").write_text("".join(f"{w}/0001_nohash_0.wav\n" for w in KEYWORDS + OTHERS))
+    usual = speech_commands.load(tmp_path, words=KEYWORDS)
+    more = speech_commands.load(tmp_path, words=KEYWORDS, train_unknown_percent=100)
+    unknown = usual.labels.index("_unknown_")
+    # 8 keyword clips in training (4 each): 10% of them is 1 other-word clip, 100% is 8 of the 12
+    assert int((usual.train[1] == unknown).sum()) == 1 and int((more.train[1] == unknown).sum()) == 8
+    for split in ("val", "test"):  # the same draw, clip for clip
+        assert torch.equal(getattr(usual, split)[0], getattr(more, split)[0])
+        assert torch.equal(getattr(usual, split)[1], getattr(more, split)[1])
+    assert int((more.val[1] == unknown).sum()) == 1
+
+
 def test_the_model_answers_each_label_with_its_classes_summed_probability(tmp_path):
     labels = ["_silence_", "_unknown_", "yes"]
     classes = ["_silence_", "_unknown_/bed", "_unknown_/cat", "yes"]

@@ -116,7 +116,8 @@ def split_lists(root: Path) -> dict[str, list[str]]:
 
 def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int = 0,
          silence_percent: float = 10.0, unknown_percent: float = 10.0, name: str | None = None,
-         unknown_words: bool = False, unknown_each_epoch: bool = False, missing_ok: bool = False) -> Splits:
+         unknown_words: bool = False, unknown_each_epoch: bool = False, missing_ok: bool = False,
+         train_unknown_percent: float | None = None) -> Splits:
     """Decode a corpus in the Speech Commands layout into int16 tensors, one row per 1-s clip.
 
     For the 12-class task, `_unknown_` clips are drawn from the other words and `_silence_` clips are
@@ -128,7 +129,8 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
     (`Splits.classes`; the same clips are drawn), so the net learns each word rather than one broad
     catch-all class. `unknown_each_epoch` keeps every other
     word's training clip and has each epoch draw its `_unknown_` share anew (`Splits.draw`); the
-    validation and test draws stay as they are.
+    validation and test draws stay as they are. `train_unknown_percent` draws the training
+    split's `_unknown_` share apart from the other splits' (the draws of those do not change).
     """
     root = Path(root)
     if not root.is_dir():
@@ -157,7 +159,8 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
                 chosen += [(p, target[f"{UNKNOWN}/{w}" if fine else UNKNOWN]) for p in clips[:share]]
             others = [p for p in paths if p.split("/")[0] not in index and p.split("/")[0] not in negatives]
             rng.shuffle(others)
-            n_unknown = min(len(others), int(np.ceil(len(known) * unknown_percent / 100)))
+            percent = unknown_percent if split != "train" or train_unknown_percent is None else train_unknown_percent
+            n_unknown = min(len(others), int(np.ceil(len(known) * percent / 100)))
             pooled = unknown_each_epoch and split == "train"
             if pooled:
                 draw = EpochDraw(torch.arange(len(chosen), len(chosen) + len(others)), n_unknown)
