@@ -122,7 +122,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
         splits = load_dataset(dataset, data_dir, task=task, words=words, seed=seed, per_word=recipe.per_word,
                               unknown_words=recipe.unknown_words, unknown_each_epoch=recipe.unknown_each_epoch,
                               balance=recipe.source_balance, near_misses=recipe.near_misses if words else 0,
-                              unknown_percent=recipe.unknown_percent,
+                              train_unknown_percent=recipe.unknown_percent,
                               progress=progress and main)
     if main:
         distributed.barrier()

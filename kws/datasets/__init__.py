@@ -106,12 +106,12 @@ class Splits:
 def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str] | None = None,
                  seed: int = 0, per_word: int | None = None, unknown_words: bool = False,
                  unknown_each_epoch: bool = False, balance: float = 0.0, missing_ok: bool = False,
-                 near_misses: int = 0, unknown_percent: float | None = None, progress: bool = True) -> Splits:
+                 near_misses: int = 0, train_unknown_percent: float | None = None, progress: bool = True) -> Splits:
     """Resolve `--dataset`: a known name (downloaded or generated on first use), a folder, or
     several of these joined with `+` (`join`, with `balance`).
     `unknown_words`: `_unknown_` training clips keep their own word as a class (`Splits.classes`);
     `unknown_each_epoch`: every epoch draws its `_unknown_` clips anew (`Splits.draw`);
-    `unknown_percent`: the training split's `_unknown_` clips, in percent of its keyword clips;
+    `train_unknown_percent`: the training split's `_unknown_` clips, in percent of its keyword clips;
     `missing_ok`: a source may lack some of the keywords (as each of several sources may);
     `near_misses`: for `words` on the synthetic corpus, that many near misses of each (`own_words`)."""
     from ..errors import KwsError, UserError
@@ -120,13 +120,13 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
     if len(parts) > 1:
         options = {"task": task, "words": words, "seed": seed, "per_word": per_word, "unknown_words": unknown_words,
                    "unknown_each_epoch": unknown_each_epoch, "near_misses": near_misses,
-                   "unknown_percent": unknown_percent, "progress": progress}
+                   "train_unknown_percent": train_unknown_percent, "progress": progress}
         from .speech_commands import KEYWORDS
 
         order = list(words) if words else list(KEYWORDS) if task == "12" else None
         return join([load_dataset(part, data_dir, missing_ok=True, **options) for part in parts], order, balance)
     unknown = {"unknown_words": unknown_words, "unknown_each_epoch": unknown_each_epoch, "missing_ok": missing_ok,
-               "train_unknown_percent": unknown_percent}
+               "train_unknown_percent": train_unknown_percent}
     if name == "speech-commands":
         from . import speech_commands
 

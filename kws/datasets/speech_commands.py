@@ -159,7 +159,8 @@ def load(root: Path, task: str = "12", words: list[str] | None = None, seed: int
                 chosen += [(p, target[f"{UNKNOWN}/{w}" if fine else UNKNOWN]) for p in clips[:share]]
             others = [p for p in paths if p.split("/")[0] not in index and p.split("/")[0] not in negatives]
             rng.shuffle(others)
-            percent = unknown_percent if split != "train" or train_unknown_percent is None else train_unknown_percent
+            own_share = split == "train" and train_unknown_percent is not None
+            percent = train_unknown_percent if own_share else unknown_percent
             n_unknown = min(len(others), int(np.ceil(len(known) * percent / 100)))
             pooled = unknown_each_epoch and split == "train"
             if pooled:
