@@ -367,7 +367,8 @@ def evaluate(
     seed: int = typer.Option(0, help="--stream: which recording is built (placement, noise, levels)."),
     recording: Optional[Path] = typer.Option(None, help="--stream: your own recording instead (any audio file)."),
     truth: Optional[Path] = typer.Option(None, help="--stream with --recording: a JSON list of "
-                                         "{label, start, end} in seconds, one per word said."),
+                                         "{label, start, end} in seconds, one per word said (with snr_db, dB above the noise, "
+                                         "recall is also given by level)."),
     target_fa_per_hour: Optional[float] = typer.Option(None, min=0.0, help="--stream: also report recall at "
                                                        "this rate of false accepts per hour."),
     threshold: Optional[float] = typer.Option(None, help="--stream: the threshold to report "
@@ -441,6 +442,9 @@ def _evaluate_stream(net, meta: dict, ckpt: Path, name: Optional[str], data_dir:
     kinds = ", ".join(f"{n} {KIND_WORDS[k]}" for k, n in p["false_by_kind"].items() if n)
     typer.echo(f"  threshold {p['threshold']:g}: recall {p['recall']:.1%}, {p['fa_per_hour']:.1f} false accepts/hour"
                + (f" ({kinds})" if kinds else ""))
+    if "recall_by_snr" in p:
+        bands = ", ".join(f"{band} {found / n:.0%} of {n}" for band, (found, n) in p["recall_by_snr"].items() if n)
+        typer.echo(f"    by how far above the noise the keyword was: {bands}")
     for rate, q in result["at_rates"].items():
         line = (f"recall {q['recall']:.1%} at threshold {q['threshold']:g} ({q['fa_per_hour']:.1f}/hour)" if q
                 else "no threshold of the sweep gets that low")

@@ -30,6 +30,9 @@ BEFORE, AFTER = 0.25, 1.0  # a detection counts for a word said from start - BEF
 THRESHOLDS = tuple(sorted({float(round(t, 4)) for t in np.concatenate([
     np.arange(0.30, 0.90, 0.02), np.arange(0.90, 0.995, 0.005), [0.995, 0.997, 0.998, 0.999, 0.9995]])}))
 RATES = (0.5, 1.0, 2.0, 5.0)  # false accepts per hour at which recall is reported
+# Keywords are also counted by how far above the noise under them they were said (the bands' edges,
+# dB): a user's room decides which band they live in, so recall in each says what to expect there.
+SNR_EDGES = (5.0, 10.0, 15.0)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Event:
     start: float  # seconds
     end: float
     word: str = ""  # what was said, where the label does not say it
+    snr_db: float | None = None  # how far above the noise under it the word was laid (None: not known)
 
 
 def build_stream(clips: torch.Tensor, targets: torch.Tensor, labels: list[str], noise: torch.Tensor | None,
@@ -46,8 +50,9 @@ def build_stream(clips: torch.Tensor, targets: torch.Tensor, labels: list[str], 
     `targets` index `labels`; `_silence_` rows are left out (the noise is there anyway).
 
     Keywords and other words (`_unknown_` rows) alternate at random, half and half, each at least
-    a second after the last, over `noise` at a level that drifts from clip to clip; each word sits
-    0 to 20 dB above the noise under it. The last `noise_only` of the recording is noise alone.
+    a second after the last, over `noise` at a level that drifts from clip to clip; each word is
+    drawn 0 to 20 dB above the noise under it, less where that would clip it (over loud noise), and
+    its event says what it got. The last `noise_only` of the recording is noise alone.
     Clips are reused, with a fresh level each time, when the split has too few.
     """
     rng = random.Random(seed)
@@ -71,10 +76,12 @@ def build_stream(clips: torch.Tensor, targets: torch.Tensor, labels: list[str], 
         speech_rms = float(augment.speech_rms(torch.from_numpy(clip).unsqueeze(0))[0])
         noise_rms = float(np.sqrt(np.mean(bed[where] ** 2))) + 1e-6
         gain = noise_rms * 10 ** (rng.uniform(0.0, 20.0) / 20) / max(speech_rms, 1e-6)
-        out[where] += np.clip(gain, 0.0, 0.9 / max(float(np.abs(clip).max()), 1e-6)) * clip
+        gain = np.clip(gain, 0.0, 0.9 / max(float(np.abs(clip).max()), 1e-6))  # (a loud word is not clipped)
+        out[where] += gain * clip
         start, end = _extent(clip)
         label = labels[int(targets[row])]
-        events.append(Event(label, (at + start) / SAMPLE_RATE, (at + end) / SAMPLE_RATE))
+        snr = 20 * np.log10(max(gain * speech_rms, 1e-9) / noise_rms)  # (what the clipping guard left)
+        events.append(Event(label, (at + start) / SAMPLE_RATE, (at + end) / SAMPLE_RATE, snr_db=round(float(snr), 2)))
         at += length + int(rng.uniform(1.0, 4.0) * SAMPLE_RATE)
     return np.clip(out, -1.0, 1.0).astype(np.float32), events
 
@@ -118,7 +125,8 @@ def _extent(clip: np.ndarray, frame: int = SAMPLE_RATE // 100) -> tuple[int, int
 
 
 def read_truth(path: Path) -> list[Event]:
-    """A truth file: a JSON list of {"label", "start", "end"} in seconds."""
+    """A truth file: a JSON list of {"label", "start", "end"} in seconds (and, optionally, the
+    word said and its "snr_db")."""
     try:
         items = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
@@ -128,7 +136,9 @@ def read_truth(path: Path) -> list[Event]:
     events = []
     for i, item in enumerate(items):
         try:
-            event = Event(str(item["label"]), float(item["start"]), float(item["end"]), str(item.get("word", "")))
+            snr = item.get("snr_db")
+            event = Event(str(item["label"]), float(item["start"]), float(item["end"]), str(item.get("word", "")),
+                          None if snr is None else float(snr))
         except (KeyError, TypeError, ValueError):
             raise UserError(f"{path}: item {i} is not {{label, start, end}} with times in seconds") from None
         if not 0 <= event.start <= event.end:
@@ -145,7 +155,9 @@ def score(detections: list[Detection], events: list[Event], hours: float) -> dic
     """Recall of the keywords and false accepts per hour. A keyword is found when a detection of
     its label falls in [start - BEFORE, end + AFTER]; each detection finds at most one keyword, and
     every other detection is a false accept, counted by what was there: another keyword (`wrong`),
-    another word (`other`), noise alone (`noise`), or the same keyword once more (`repeat`)."""
+    another word (`other`), noise alone (`noise`), or the same keyword once more (`repeat`).
+    Where the truth says how far above the noise each keyword was, recall is also given per band
+    between `SNR_EDGES` (`recall_by_snr`: band → [found, keywords])."""
     keywords = [e for e in events if e.label not in NON_KEYWORDS]
     found = [False] * len(keywords)
     kinds = {"wrong": 0, "other": 0, "noise": 0, "repeat": 0}
@@ -160,8 +172,26 @@ def score(detections: list[Detection], events: list[Event], hours: float) -> dic
               else "repeat" if there.label == d.label else "wrong"] += 1
     false = sum(kinds.values())
     recall = sum(found) / len(keywords) if keywords else 0.0
-    return {"recall": recall, "false_accepts": false, "fa_per_hour": false / hours if hours else 0.0,
-            "keywords": len(keywords), "found": sum(found), "false_by_kind": kinds}
+    result = {"recall": recall, "false_accepts": false, "fa_per_hour": false / hours if hours else 0.0,
+              "keywords": len(keywords), "found": sum(found), "false_by_kind": kinds}
+    if keywords and all(e.snr_db is not None for e in keywords):
+        bands = {snr_band(b): [0, 0] for b in (-np.inf, *SNR_EDGES)}
+        for e, hit in zip(keywords, found):
+            counts = bands[snr_band(e.snr_db)]
+            counts[0] += hit
+            counts[1] += 1
+        result["recall_by_snr"] = bands
+    return result
+
+
+def snr_band(snr_db: float) -> str:
+    """The band between `SNR_EDGES` a level falls in: "<5 dB", "5-10 dB", …, "15+ dB"."""
+    below = [e for e in SNR_EDGES if e <= snr_db]
+    if not below:
+        return f"<{SNR_EDGES[0]:g} dB"
+    start = below[-1]
+    i = SNR_EDGES.index(start)
+    return f"{start:g}-{SNR_EDGES[i + 1]:g} dB" if i + 1 < len(SNR_EDGES) else f"{start:g}+ dB"
 
 
 def sweep(model, audio: np.ndarray, events: list[Event], config: DetectorConfig | None = None,

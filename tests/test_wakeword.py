@@ -9,7 +9,8 @@ import torch
 
 from kws.errors import UserError
 from kws.stream import Detection
-from kws.wakeword import Event, build_stream, read_truth, score, write_truth
+from kws.augment import speech_rms
+from kws.wakeword import Event, build_stream, read_truth, score, snr_band, write_truth
 
 from .conftest import kws
 
@@ -44,8 +45,24 @@ def test_the_built_stream_places_words_apart_over_noise_and_ends_in_noise_alone(
     assert 0 < np.sqrt(np.mean(quiet ** 2)) < 0.2  # noise, at a level of its own
 
 
+def test_each_word_of_a_built_stream_says_how_far_above_the_noise_it_was_laid():
+    x, y = _clips()
+    audio, events = build_stream(x, y, LABELS, torch.randn(16000 * 20) * 0.05, minutes=2, seed=1)
+    clip = x[0].float().numpy() / 32768
+    level = float(speech_rms(torch.from_numpy(clip)[None])[0])
+    misses = []
+    for e in events:
+        at = round(e.start * 16000) - 6400  # (the burst starts 0.4 s into its clip)
+        window = audio[at:at + 16000].astype(np.float64)
+        gain = window @ clip / (clip @ clip)  # the tone's share of the window; the noise is not a tone
+        noise = np.sqrt(np.mean((window - gain * clip) ** 2))
+        misses.append(abs(e.snr_db - 20 * np.log10(gain * level / noise)))
+    assert max(misses) < 1.0 and np.mean(misses) < 0.25  # (the estimate itself is off by a little noise)
+    assert min(e.snr_db for e in events) < 5 and max(e.snr_db for e in events) > 15
+
+
 def test_truth_files_round_trip_and_bad_ones_are_refused(tmp_path):
-    events = [Event("yes", 1.0, 1.4), Event("_unknown_", 3.0, 3.5, "bed")]
+    events = [Event("yes", 1.0, 1.4), Event("_unknown_", 3.0, 3.5, "bed"), Event("no", 5.0, 5.3, snr_db=7.5)]
     write_truth(events, tmp_path / "t.json")
     assert read_truth(tmp_path / "t.json") == events
     for bad, message in (("not json", "cannot read"), ('{"label": "yes"}', "JSON list"),
@@ -72,6 +89,18 @@ def test_the_scorer_counts_found_keywords_and_every_other_detection_as_a_false_a
     assert result["false_by_kind"] == {"wrong": 1, "other": 1, "noise": 1, "repeat": 1}
     late = score([Detection(41.6, "yes", 0.9)], events[3:], hours=1.0)  # more than 1 s after the end
     assert late["found"] == 0 and late["false_accepts"] == 1
+    assert "recall_by_snr" not in result  # the truth does not say how loud the words were
+
+
+def test_the_scorer_gives_recall_for_each_band_of_signal_to_noise_ratio():
+    events = [Event("yes", 10.0, 10.5, snr_db=2.0), Event("no", 20.0, 20.4, snr_db=-1.0),
+              Event("yes", 30.0, 30.5, snr_db=12.0), Event("no", 40.0, 40.4, snr_db=19.0),
+              Event("_unknown_", 50.0, 50.5, snr_db=1.0)]
+    detections = [Detection(10.3, "yes", 0.9), Detection(30.2, "yes", 0.9), Detection(40.2, "no", 0.9)]
+    result = score(detections, events, hours=1.0)
+    assert result["recall_by_snr"] == {"<5 dB": [1, 2], "5-10 dB": [0, 0], "10-15 dB": [1, 1], "15+ dB": [1, 1]}
+    assert [snr_band(v) for v in (-3.0, 0.0, 4.99, 5.0, 14.9, 15.0, 40.0)] == [
+        "<5 dB", "<5 dB", "<5 dB", "5-10 dB", "10-15 dB", "15+ dB", "15+ dB"]
 
 
 def test_evaluate_stream_on_a_built_recording_and_on_the_same_recording_with_its_truth(trained_run, small_corpus,
@@ -90,6 +119,9 @@ def test_evaluate_stream_on_a_built_recording_and_on_the_same_recording_with_its
     assert built["at_threshold"]["threshold"] == meta["calibration"]["threshold"]  # the one listen uses
     recalls = [p["recall"] for p in sorted(built["curve"], key=lambda p: p["threshold"])]
     assert recalls == sorted(recalls, reverse=True) and recalls[0] > 0.5  # a higher threshold never finds more
+    bands = built["at_threshold"]["recall_by_snr"]
+    assert sum(n for _, n in bands.values()) == built["keywords"]
+    assert sum(found for found, _ in bands.values()) == built["at_threshold"]["found"]
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
     # The same recording, written out with its truth, through --recording/--truth.
     x, y, noise, _ = _clips_for_stream(net, meta, str(small_corpus), tmp_path, "test")
@@ -102,7 +134,7 @@ def test_evaluate_stream_on_a_built_recording_and_on_the_same_recording_with_its
     given = json.loads(r.stdout)
     assert given["curve"] == built["curve"] and "30" in given["at_rates"]
     text = kws("evaluate", "--model", model, "--recording", tmp_path / "rec.wav", "--truth", tmp_path / "rec.json")
-    assert "false accepts/hour" in text.stdout and "recall" in text.stdout
+    assert "false accepts/hour" in text.stdout and "recall" in text.stdout and "above the noise" in text.stdout
 
 
 def test_a_bad_truth_file_or_a_lone_recording_is_one_line_and_exit_2(trained_run, tmp_path):
