@@ -367,8 +367,8 @@ def evaluate(
     seed: int = typer.Option(0, help="--stream: which recording is built (placement, noise, levels)."),
     recording: Optional[Path] = typer.Option(None, help="--stream: your own recording instead (any audio file)."),
     truth: Optional[Path] = typer.Option(None, help="--stream with --recording: a JSON list of "
-                                         "{label, start, end} in seconds, one per word said (with snr_db, dB above the noise, "
-                                         "recall is also given by level)."),
+                                         "{label, start, end} in seconds, one per word said (with snr_db, "
+                                         "dB above the noise, recall is also given by level)."),
     target_fa_per_hour: Optional[float] = typer.Option(None, min=0.0, help="--stream: also report recall at "
                                                        "this rate of false accepts per hour."),
     threshold: Optional[float] = typer.Option(None, help="--stream: the threshold to report "
