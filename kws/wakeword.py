@@ -10,6 +10,7 @@ threshold of a sweep is scored from that one run.
 
 from __future__ import annotations
 
+import bisect
 import json
 import random
 from dataclasses import asdict, dataclass
@@ -186,12 +187,10 @@ def score(detections: list[Detection], events: list[Event], hours: float) -> dic
 
 def snr_band(snr_db: float) -> str:
     """The band between `SNR_EDGES` a level falls in: "<5 dB", "5-10 dB", …, "15+ dB"."""
-    below = [e for e in SNR_EDGES if e <= snr_db]
-    if not below:
+    i = bisect.bisect_right(SNR_EDGES, snr_db)  # edges at or below it
+    if i == 0:
         return f"<{SNR_EDGES[0]:g} dB"
-    start = below[-1]
-    i = SNR_EDGES.index(start)
-    return f"{start:g}-{SNR_EDGES[i + 1]:g} dB" if i + 1 < len(SNR_EDGES) else f"{start:g}+ dB"
+    return f"{SNR_EDGES[i - 1]:g}-{SNR_EDGES[i]:g} dB" if i < len(SNR_EDGES) else f"{SNR_EDGES[-1]:g}+ dB"
 
 
 def sweep(model, audio: np.ndarray, events: list[Event], config: DetectorConfig | None = None,
