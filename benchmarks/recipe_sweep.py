@@ -20,6 +20,8 @@ is recorded by the share of its clips outside the `--also` test split that it re
 the validation list (a view whose test list is the source's own): N runs, one per fold, score
 every clip outside the test split once, where one validation list of a few speakers cannot
 separate choices a point apart.
+`--train-share F` trains on the clips of only a share F of the training speakers (a hash of the
+speaker; the validation and test lists untouched): how the figures grow with real clips.
 Rows are appended to benchmarks/recipe_sweep.json.
 """
 
@@ -114,6 +116,34 @@ def _speaker_fold(rel: str, n: int) -> int:
     return int(hashlib.sha1(speaker.encode()).hexdigest(), 16) % n
 
 
+def train_share(dataset: str, share: float | None, data_dir: Path) -> str:
+    """`dataset` with each folder source's training clips cut to those of a share of its speakers
+    (the first `share` of a hash of the speaker's name, so a smaller share's speakers are among a
+    larger one's): a view of word folders of links, its lists and noise the source's own."""
+    if share is None or share >= 1:
+        return dataset
+    if not 0 < share < 1:
+        raise ValueError(f"--train-share {share}: give a share above 0 and at most 1")
+    parts = []
+    for part in dataset.split("+"):
+        source = Path(part)
+        if not (source / "testing_list.txt").is_file():
+            parts.append(part)
+            continue
+        view = linked_view(source, data_dir / "views" / f"{source.resolve().name}-train{share:g}",
+                           lambda entry: not entry.is_dir() or entry.name.startswith("_"))
+        lists = split_lists(source)
+        kept = set(lists["val"] + lists["test"])
+        kept.update(rel for rel in lists["train"] if _speaker_fold(rel, 10_000) < share * 10_000)
+        for rel in sorted(kept):
+            link = view / rel
+            if not link.exists():
+                link.parent.mkdir(exist_ok=True)
+                link.symlink_to((source / rel).resolve())
+        parts.append(str(view))
+    return "+".join(parts)
+
+
 def held_out(scored: dict, words: list[str], model, dataset: str) -> dict:
     """Each held-out word's recall in a scored split, and the label its clips were most often given;
     for a word the model has no label for, how many of its training and validation clips in
@@ -151,6 +181,8 @@ def main() -> None:
                         help="hold this word out of the folder sources; report its recall on --also")
     parser.add_argument("--fold", default=None, metavar="K/N",
                         help="validate on fold K of N of the training and validation speakers")
+    parser.add_argument("--train-share", type=float, default=None, metavar="F",
+                        help="train on the clips of only this share of the training speakers")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "sweep")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "recipe_sweep.json")
@@ -162,6 +194,7 @@ def main() -> None:
         try:
             dataset, recipe = resolve(args.dataset, args.recipe, **parse_changes(fields))
             dataset = fold(without(dataset, args.without, args.data_dir), args.fold, args.data_dir)
+            dataset = train_share(dataset, args.train_share, args.data_dir)
         except (ValueError, UserError) as e:
             sys.exit(f"--variant {text}: {e}")
         for seed in args.seed or [0]:
@@ -170,7 +203,7 @@ def main() -> None:
             metrics = run(dataset, recipe, out, data_dir=args.data_dir, words=words, seed=seed, progress=False,
                           withhold=args.without)
             row = {"dataset": dataset, "words": args.words, "recipe": recipe.name, "variant": name, "changes": fields,
-                   "without": args.without, "fold": args.fold,
+                   "without": args.without, "fold": args.fold, "train_share": args.train_share,
                    "resolved": recipe.line(),
                    "seed": seed, "val_accuracy": round(metrics["val_accuracy"], 4),
                    "last_val_accuracy": round(metrics["history"][-1]["val_accuracy"], 4),

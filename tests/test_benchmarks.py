@@ -97,3 +97,34 @@ def test_speaker_folds_split_training_and_validation_by_speaker_and_keep_the_tes
         seen += lists["val"]
     assert sorted(seen) == sorted(set(clips) - set(test))
     assert fold(str(source), None, tmp_path / "data") == str(source)
+
+
+def test_train_share_keeps_whole_speakers_nested_shares_and_the_split_lists(tmp_path):
+    """`recipe_sweep.train_share`: the validation and test clips all kept, the training clips of
+    whole speakers only, a smaller share's speakers among a larger one's, about the share asked."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from recipe_sweep import train_share
+
+    from kws.datasets.speech_commands import split_lists
+
+    source = tmp_path / "corpus"
+    clips = [f"{word}/spk{s:03d}_nohash_{i}.wav" for word in ("yes", "no") for s in range(200) for i in range(2)]
+    for rel in clips:
+        (source / rel).parent.mkdir(parents=True, exist_ok=True)
+        (source / rel).write_bytes(b"")
+    (source / "_background_noise_").mkdir()
+    (source / "validation_list.txt").write_text("".join(f"{r}\n" for r in clips if "spk000" in r))
+    (source / "testing_list.txt").write_text("".join(f"{r}\n" for r in clips if "spk001" in r))
+    full = split_lists(source)
+    speakers = {}
+    for share in (0.25, 0.5):
+        view = Path(train_share(str(source), share, tmp_path / "data"))
+        lists = split_lists(view)
+        assert (lists["val"], lists["test"]) == (full["val"], full["test"])
+        assert set(lists["train"]) < set(full["train"])
+        speakers[share] = {r.split("/")[1].split("_")[0] for r in lists["train"]}
+        assert all(r in lists["train"] for r in full["train"] if r.split("/")[1].split("_")[0] in speakers[share])
+        assert abs(len(speakers[share]) / 198 - share) < 0.1
+        assert (view / "_background_noise_").is_dir()
+    assert speakers[0.25] < speakers[0.5]
+    assert train_share(str(source), 1.0, tmp_path / "data") == str(source)
