@@ -136,8 +136,9 @@ def recipe_for(dataset: str) -> str:
 
 def resolve(dataset: str | None, recipe: str | None = None, **changes: object) -> tuple[str, Recipe]:
     """The dataset to train on and its recipe: the one named, else the data's own, with `changes`
-    (recipe fields) applied and checked. A change of None means "not given". The dataset defaults
-    to the named recipe's own data."""
+    (recipe fields) applied and checked. A change of None means "not given". `augment_set` and
+    `frontend_set` change single fields on top of the recipe's own (the real recipe's noise by SNR
+    stays when a sweep changes the speed). The dataset defaults to the named recipe's own data."""
     from .errors import UserError
 
     if recipe is not None and recipe not in RECIPES:
@@ -146,8 +147,12 @@ def resolve(dataset: str | None, recipe: str | None = None, **changes: object) -
     stray = sorted(set(changes) - {f.name for f in fields(Recipe)})
     if stray:
         raise TypeError(f"not recipe fields: {', '.join(stray)}")
-    return dataset, _checked(replace(RECIPES[recipe or recipe_for(dataset)],
-                                     **{k: v for k, v in changes.items() if v is not None}))
+    base = RECIPES[recipe or recipe_for(dataset)]
+    changes = {k: v for k, v in changes.items() if v is not None}
+    for nested in ("augment_set", "frontend_set"):
+        if nested in changes:
+            changes[nested] = tuple({**dict(getattr(base, nested)), **dict(changes[nested])}.items())
+    return dataset, _checked(replace(base, **changes))
 
 
 def _checked(recipe: Recipe) -> Recipe:

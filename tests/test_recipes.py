@@ -73,6 +73,17 @@ def test_script_changes_reach_the_recipe_its_augmentation_and_its_frontend():
         parse_changes(["colour=blue"])
 
 
+def test_a_changed_augmentation_field_keeps_the_recipes_others():
+    """A sweep that changes one augmentation field trains the recipe with that field changed, not
+    the recipe without its own augmentation (the real recipe's noise by SNR)."""
+    own = dict(RECIPES["speech-commands"].augment_set)
+    assert own["noise_snr_db"] > 0
+    recipe = resolve("speech-commands", "speech-commands", **parse_changes(["speed=0.1"]))[1]
+    assert dict(recipe.augment_set) == {**own, "speed": 0.1}
+    recipe = resolve("speech-commands", "speech-commands", **parse_changes(["noise_snr_db=0"]))[1]
+    assert dict(recipe.augment_set)["noise_snr_db"] == 0
+
+
 def test_kws_recipes_lists_each_recipe_with_its_fields():
     r = kws("recipes")
     assert r.returncode == 0, r.stderr
