@@ -95,19 +95,22 @@ def fold(dataset: str, spec: str | None, data_dir: Path) -> str:
     k, n = (int(v) for v in spec.split("/"))
     if not 0 <= k < n:
         raise ValueError(f"--fold {spec}: K must be 0 to N-1")
-    parts = []
-    for part in dataset.split("+"):
-        source = Path(part)
-        if not (source / "testing_list.txt").is_file():
-            parts.append(part)
-            continue
+
+    def view_of(source: Path) -> Path:
         view = linked_view(source, data_dir / "views" / f"{source.resolve().name}-fold{k}of{n}", Path.is_dir)
         lists = split_lists(source)
         chosen = [rel for rel in lists["train"] + lists["val"] if _speaker_fold(rel, n) == k]
         (view / "validation_list.txt").write_text("".join(f"{rel}\n" for rel in sorted(chosen)))
         (view / "testing_list.txt").write_text("".join(f"{rel}\n" for rel in lists["test"]))
-        parts.append(str(view))
-    return "+".join(parts)
+        return view
+
+    return listed_sources(dataset, view_of)
+
+
+def listed_sources(dataset: str, view_of) -> str:
+    """`dataset` with each of its folder sources that has split lists replaced by `view_of(source)`."""
+    return "+".join(str(view_of(Path(part))) if (Path(part) / "testing_list.txt").is_file() else part
+                    for part in dataset.split("+"))
 
 
 def _speaker_fold(rel: str, n: int) -> int:
@@ -124,12 +127,8 @@ def train_share(dataset: str, share: float | None, data_dir: Path) -> str:
         return dataset
     if not 0 < share < 1:
         raise ValueError(f"--train-share {share}: give a share above 0 and at most 1")
-    parts = []
-    for part in dataset.split("+"):
-        source = Path(part)
-        if not (source / "testing_list.txt").is_file():
-            parts.append(part)
-            continue
+
+    def view_of(source: Path) -> Path:
         view = linked_view(source, data_dir / "views" / f"{source.resolve().name}-train{share:g}",
                            lambda entry: not entry.is_dir() or entry.name.startswith("_"))
         lists = split_lists(source)
@@ -140,8 +139,9 @@ def train_share(dataset: str, share: float | None, data_dir: Path) -> str:
             if not link.exists():
                 link.parent.mkdir(exist_ok=True)
                 link.symlink_to((source / rel).resolve())
-        parts.append(str(view))
-    return "+".join(parts)
+        return view
+
+    return listed_sources(dataset, view_of)
 
 
 def held_out(scored: dict, words: list[str], model, dataset: str) -> dict:

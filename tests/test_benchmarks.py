@@ -77,14 +77,8 @@ def test_speaker_folds_split_training_and_validation_by_speaker_and_keep_the_tes
 
     from kws.datasets.speech_commands import split_lists
 
-    source = tmp_path / "corpus"
-    clips = [f"{word}/spk{s:02d}_nohash_{i}.wav" for word in ("yes", "no") for s in range(20) for i in range(2)]
-    for rel in clips:
-        (source / rel).parent.mkdir(parents=True, exist_ok=True)
-        (source / rel).write_bytes(b"")
-    (source / "validation_list.txt").write_text("".join(f"{r}\n" for r in clips if "spk00" in r))
+    source, clips = listed_corpus(tmp_path, 20, val=("spk00",), test=("spk01", "spk02"))
     test = [r for r in clips if "spk01" in r or "spk02" in r]
-    (source / "testing_list.txt").write_text("".join(f"{r}\n" for r in test))
     seen: list[str] = []
     for k in range(4):
         view = fold(str(source), f"{k}/4", tmp_path / "data")
@@ -107,14 +101,8 @@ def test_train_share_keeps_whole_speakers_nested_shares_and_the_split_lists(tmp_
 
     from kws.datasets.speech_commands import split_lists
 
-    source = tmp_path / "corpus"
-    clips = [f"{word}/spk{s:03d}_nohash_{i}.wav" for word in ("yes", "no") for s in range(200) for i in range(2)]
-    for rel in clips:
-        (source / rel).parent.mkdir(parents=True, exist_ok=True)
-        (source / rel).write_bytes(b"")
+    source, _ = listed_corpus(tmp_path, 200, val=("spk000",), test=("spk001",))
     (source / "_background_noise_").mkdir()
-    (source / "validation_list.txt").write_text("".join(f"{r}\n" for r in clips if "spk000" in r))
-    (source / "testing_list.txt").write_text("".join(f"{r}\n" for r in clips if "spk001" in r))
     full = split_lists(source)
     speakers = {}
     for share in (0.25, 0.5):
@@ -128,3 +116,17 @@ def test_train_share_keeps_whole_speakers_nested_shares_and_the_split_lists(tmp_
         assert (view / "_background_noise_").is_dir()
     assert speakers[0.25] < speakers[0.5]
     assert train_share(str(source), 1.0, tmp_path / "data") == str(source)
+
+
+def listed_corpus(tmp_path: Path, speakers: int, val: tuple[str, ...], test: tuple[str, ...]) -> tuple[Path, list[str]]:
+    """A corpus of empty clips in Speech Commands' layout: two words, two clips a speaker, and the
+    named speakers' clips in its validation and test lists."""
+    source = tmp_path / "corpus"
+    width = len(str(speakers - 1))
+    clips = [f"{word}/spk{s:0{width}d}_nohash_{i}.wav" for word in ("yes", "no") for s in range(speakers) for i in range(2)]
+    for rel in clips:
+        (source / rel).parent.mkdir(parents=True, exist_ok=True)
+        (source / rel).write_bytes(b"")
+    for name, chosen in (("validation_list.txt", val), ("testing_list.txt", test)):
+        (source / name).write_text("".join(f"{r}\n" for r in clips if r.split("/")[1].split("_")[0] in chosen))
+    return source, clips
