@@ -33,6 +33,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +108,7 @@ def fold(dataset: str, spec: str | None, data_dir: Path) -> str:
     return listed_sources(dataset, view_of)
 
 
-def listed_sources(dataset: str, view_of) -> str:
+def listed_sources(dataset: str, view_of: Callable[[Path], Path]) -> str:
     """`dataset` with each of its folder sources that has split lists replaced by `view_of(source)`."""
     return "+".join(str(view_of(Path(part))) if (Path(part) / "testing_list.txt").is_file() else part
                     for part in dataset.split("+"))
