@@ -64,16 +64,21 @@ def without(dataset: str, words: list[str], data_dir: Path) -> str:
     are not read)."""
     if not words:
         return dataset
-    parts = []
-    for part in dataset.split("+"):
-        source = Path(part)
-        if not source.is_dir():
-            parts.append(part)
-            continue
-        view = linked_view(source, data_dir / "views" / f"{source.resolve().name}-without-{'-'.join(sorted(words))}",
+
+    def view_of(source: Path) -> Path:
+        return linked_view(source, data_dir / "views" / f"{source.resolve().name}-without-{'-'.join(sorted(words))}",
                            lambda entry: entry.name not in words and (entry.is_dir() or entry.suffix == ".txt"))
-        parts.append(str(view))
-    return "+".join(parts)
+
+    return folder_sources(dataset, view_of, listed=False)
+
+
+def folder_sources(dataset: str, view_of: Callable[[Path], Path], listed: bool = True) -> str:
+    """`dataset` with each of its folder sources (`listed`: only those with split lists) replaced
+    by `view_of(source)`; other sources, such as `synth`, are kept as named."""
+    def applies(source: Path) -> bool:
+        return (source / "testing_list.txt").is_file() if listed else source.is_dir()
+
+    return "+".join(str(view_of(Path(part))) if applies(Path(part)) else part for part in dataset.split("+"))
 
 
 def linked_view(source: Path, view: Path, keep) -> Path:
@@ -105,13 +110,7 @@ def fold(dataset: str, spec: str | None, data_dir: Path) -> str:
         (view / "testing_list.txt").write_text("".join(f"{rel}\n" for rel in lists["test"]))
         return view
 
-    return listed_sources(dataset, view_of)
-
-
-def listed_sources(dataset: str, view_of: Callable[[Path], Path]) -> str:
-    """`dataset` with each of its folder sources that has split lists replaced by `view_of(source)`."""
-    return "+".join(str(view_of(Path(part))) if (Path(part) / "testing_list.txt").is_file() else part
-                    for part in dataset.split("+"))
+    return folder_sources(dataset, view_of)
 
 
 def _speaker_fold(rel: str, n: int) -> int:
@@ -126,7 +125,7 @@ def train_share(dataset: str, share: float | None, data_dir: Path) -> str:
     larger one's): a view of word folders of links, its lists and noise the source's own."""
     if share is None or share >= 1:
         return dataset
-    if not 0 < share < 1:
+    if share <= 0:
         raise ValueError(f"--train-share {share}: give a share above 0 and at most 1")
 
     def view_of(source: Path) -> Path:
@@ -142,7 +141,7 @@ def train_share(dataset: str, share: float | None, data_dir: Path) -> str:
                 link.symlink_to((source / rel).resolve())
         return view
 
-    return listed_sources(dataset, view_of)
+    return folder_sources(dataset, view_of)
 
 
 def held_out(scored: dict, words: list[str], model, dataset: str) -> dict:
