@@ -69,6 +69,8 @@ def read(path: Path) -> dict:
                         f"({str(e).splitlines()[0][:120]})") from None
     except Exception as e:
         raise UserError(f"{path}: not a kws checkpoint ({type(e).__name__})") from None
+    if isinstance(data, dict) and "optimizer" in data and "model" in data:  # what `fit` writes as last.pt
+        raise UserError(f"{path}: training state for `kws train --resume`, not a model; use the model.pt beside it")
     if not isinstance(data, dict) or "state_dict" not in data or "frontend" not in data:
         raise UserError(f"{path}: not a kws checkpoint")
     if data.get("format") != FORMAT:

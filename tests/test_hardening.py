@@ -24,22 +24,26 @@ from .test_download import _add, _wav_bytes, build_archive, sha256
 
 @pytest.fixture(scope="module")
 def yes_clip(small_corpus, trained_run):
-    """A held-out "yes" (float32, 16 kHz) that the fixture model recognises at its own rate and after
-    the 8 kHz round trip (which drops the "s" above 4 kHz): the format test checks decoding, not how
-    well a small model hears band-limited speech."""
+    """The held-out "yes" (float32, 16 kHz) that the fixture model is surest of, at its own rate and
+    after the 8 kHz round trip (which drops the "s" above 4 kHz): the format test checks decoding,
+    not how well a small model hears band-limited speech. (The surest, not one above a fixed
+    probability: the recipe's label smoothing trains the model to answer short of certainty,
+    and how many clips clear a given bar varies from build to build.)"""
     from kws.checkpoint import load_model
     from kws.infer import classify_audio
 
     model, _ = load_model(trained_run / "model.pt")
     names = [p for p in (small_corpus / "testing_list.txt").read_text().split() if p.startswith("yes/")]
+    surest, best = None, 0.0
     for name in names:
         clip, _ = sf.read(small_corpus / name, dtype="float32")
         clip = 0.5 * clip / np.abs(clip).max()
-        top = classify_audio(model, clip).top(1)[0]
-        narrow = _resample(_resample(clip, 8000), 16000, 8000)
-        if top[0] == "yes" and top[1] > 0.95 and classify_audio(model, narrow).top(1)[0][0] == "yes":
-            return clip
-    pytest.fail("the fixture model recognises no held-out 'yes' confidently")
+        tops = [classify_audio(model, c).top(1)[0] for c in (clip, _resample(_resample(clip, 8000), 16000, 8000))]
+        if all(label == "yes" for label, _ in tops) and min(p for _, p in tops) > best:
+            surest, best = clip, min(p for _, p in tops)
+    if surest is None:
+        pytest.fail("the fixture model recognises no held-out 'yes' at both rates")
+    return surest
 
 
 def _resample(clip: np.ndarray, rate: int, from_rate: int = 16000) -> np.ndarray:
@@ -207,6 +211,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(trained_run, tmp_path, yes_
     ("labels", "labels but the network has"),
     ("truncated", "not a kws checkpoint"),
     ("not-kws", "not a kws checkpoint"),
+    ("training-state", "training state for `kws train --resume`, not a model; use the model.pt beside it"),
 ])
 def test_a_checkpoint_that_does_not_fit_says_what_is_wrong(trained_run, tmp_path, yes_clip, damage, message):
     sf.write(tmp_path / "yes.wav", yes_clip, 16000)
@@ -221,6 +226,8 @@ def test_a_checkpoint_that_does_not_fit_says_what_is_wrong(trained_run, tmp_path
         data["labels"] = data["labels"] + ["banana"]
     elif damage == "not-kws":
         data = {"weights": torch.zeros(3)}
+    elif damage == "training-state":  # last.pt: weights, optimiser and generator states to resume from
+        data = torch.load(trained_run / "last.pt", weights_only=True)
     torch.save(data, path)
     if damage == "truncated":
         path.write_bytes(path.read_bytes()[:1000])
