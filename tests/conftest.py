@@ -149,7 +149,9 @@ def recording(small_corpus, trained_run):
 
     The words are the held-out voices the model is surest of: what is tested here is the streaming
     engine (windows, smoothing, thresholds, suppression, timing), not how accurate the small
-    fixture model is, and how many held-out clips it is sure of varies from build to build.
+    fixture model is. (The surest, not those above a fixed probability: the recipe's label
+    smoothing trains the model to answer short of certainty, and how many clips clear a given bar
+    varies from build to build.)
     """
     from kws.checkpoint import load_model
 
