@@ -29,13 +29,9 @@ SHARED = ROOT.parent / "shared" / "data"
 
 from kws.audio import load_audio  # noqa: E402
 from kws.checkpoint import load_model  # noqa: E402
-from kws.datasets.speech_commands import decode_clips, split_lists  # noqa: E402
+from kws.datasets.speech_commands import decode_clips, speaker_of, split_lists  # noqa: E402
 from kws.enroll import EnrollConfig, adapt, check_take  # noqa: E402
 from kws.evaluate import predict  # noqa: E402
-
-
-def speaker(path: Path) -> str:
-    return path.name.split("_nohash_")[0]
 
 
 def real_clips(words: list[str], takes: int, dev: bool) -> dict[str, tuple[list[Path], list[Path]]]:
@@ -49,16 +45,16 @@ def real_clips(words: list[str], takes: int, dev: bool) -> dict[str, tuple[list[
     files = {w: sorted((root / w).glob("*.wav")) for w in words}
     # Speakers ordered by a hash (not by any score); each word enrols from the first speakers in that
     # order who are not yet held out, and every other speaker of the word is held out for all words.
-    order = sorted({speaker(p) for fs in files.values() for p in fs}, key=lambda s: hashlib.sha1(s.encode()).hexdigest())
+    order = sorted({speaker_of(p) for fs in files.values() for p in fs}, key=lambda s: hashlib.sha1(s.encode()).hexdigest())
     enrol: set[str] = set()
     held: set[str] = set()
     for w in words:
-        mine = [s for s in order if s in {speaker(p) for p in files[w]}]
+        mine = [s for s in order if s in {speaker_of(p) for p in files[w]}]
         picked = [s for s in mine if s in enrol][:takes]
         picked += [s for s in mine if s not in held and s not in picked][:takes - len(picked)]
         enrol.update(picked)
         held.update(s for s in mine if s not in picked)
-    return {w: ([p for p in files[w] if speaker(p) in enrol][:takes], [p for p in files[w] if speaker(p) in held])
+    return {w: ([p for p in files[w] if speaker_of(p) in enrol][:takes], [p for p in files[w] if speaker_of(p) in held])
             for w in words}
 
 

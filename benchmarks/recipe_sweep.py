@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from kws.checkpoint import load_model  # noqa: E402
 from kws.errors import UserError  # noqa: E402
-from kws.datasets.speech_commands import split_lists  # noqa: E402
+from kws.datasets.speech_commands import speaker_of, split_lists  # noqa: E402
 from kws.evaluate import evaluate_on, rejection  # noqa: E402
 from kws.recipes import parse_changes, resolve  # noqa: E402
 from kws.train import run  # noqa: E402
@@ -114,18 +114,17 @@ def fold(dataset: str, spec: str | None, data_dir: Path) -> str:
 
 
 def _speaker_fold(rel: str, n: int) -> int:
-    """The fold of a clip's speaker: Speech Commands names a clip SPEAKER_nohash_N.wav."""
-    speaker = Path(rel).name.split("_nohash_")[0]
-    return int(hashlib.sha1(speaker.encode()).hexdigest(), 16) % n
+    """The fold of a clip's speaker."""
+    return int(hashlib.sha1(speaker_of(rel).encode()).hexdigest(), 16) % n
 
 
 def train_share(dataset: str, share: float | None, data_dir: Path) -> str:
     """`dataset` with each folder source's training clips cut to those of a share of its speakers
     (the first `share` of a hash of the speaker's name, so a smaller share's speakers are among a
     larger one's): a view of word folders of links, its lists and noise the source's own."""
-    if share is None or share >= 1:
+    if share is None or share == 1:
         return dataset
-    if share <= 0:
+    if not 0 < share <= 1:
         raise ValueError(f"--train-share {share}: give a share above 0 and at most 1")
 
     def view_of(source: Path) -> Path:

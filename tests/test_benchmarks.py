@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from kws.datasets.speech_commands import speaker_of
+
 from .conftest import REPO, SHARED
 
 
@@ -79,7 +81,7 @@ def test_speaker_folds_split_training_and_validation_by_speaker_and_keep_the_tes
 
     source, clips = listed_corpus(tmp_path, 20, val=("spk00",), test=("spk01", "spk02"))
     test = split_lists(source)["test"]
-    assert sorted(test) == sorted(r for r in clips if speaker(r) in ("spk01", "spk02"))
+    assert sorted(test) == sorted(r for r in clips if speaker_of(r) in ("spk01", "spk02"))
     seen: list[str] = []
     for k in range(4):
         view = fold(str(source), f"{k}/4", tmp_path / "data")
@@ -87,8 +89,8 @@ def test_speaker_folds_split_training_and_validation_by_speaker_and_keep_the_tes
         assert sorted(lists["test"]) == sorted(test)
         assert not set(lists["val"]) & set(lists["train"])
         assert sorted(lists["val"] + lists["train"]) == sorted(set(clips) - set(test))
-        speakers = {speaker(r) for r in lists["val"]}
-        assert all(speaker(r) not in speakers for r in lists["train"])
+        speakers = {speaker_of(r) for r in lists["val"]}
+        assert all(speaker_of(r) not in speakers for r in lists["train"])
         seen += lists["val"]
     assert sorted(seen) == sorted(set(clips) - set(test))
     assert fold(str(source), None, tmp_path / "data") == str(source)
@@ -105,15 +107,15 @@ def test_train_share_keeps_whole_speakers_nested_shares_and_the_split_lists(tmp_
     source, _ = listed_corpus(tmp_path, 200, val=("spk000",), test=("spk001",))
     (source / "_background_noise_").mkdir()
     full = split_lists(source)
-    trainers = {speaker(r) for r in full["train"]}
+    trainers = {speaker_of(r) for r in full["train"]}
     speakers = {}
     for share in (0.25, 0.5):
         view = Path(train_share(str(source), share, tmp_path / "data"))
         lists = split_lists(view)
         assert (lists["val"], lists["test"]) == (full["val"], full["test"])
         assert set(lists["train"]) < set(full["train"])
-        speakers[share] = {speaker(r) for r in lists["train"]}
-        assert all(r in lists["train"] for r in full["train"] if speaker(r) in speakers[share])
+        speakers[share] = {speaker_of(r) for r in lists["train"]}
+        assert all(r in lists["train"] for r in full["train"] if speaker_of(r) in speakers[share])
         assert abs(len(speakers[share]) / len(trainers) - share) < 0.1
         assert (view / "_background_noise_").is_dir()
     assert speakers[0.25] < speakers[0.5]
@@ -130,10 +132,5 @@ def listed_corpus(tmp_path: Path, speakers: int, val: tuple[str, ...], test: tup
         (source / rel).parent.mkdir(parents=True, exist_ok=True)
         (source / rel).write_bytes(b"")
     for name, chosen in (("validation_list.txt", val), ("testing_list.txt", test)):
-        (source / name).write_text("".join(f"{r}\n" for r in clips if speaker(r) in chosen))
+        (source / name).write_text("".join(f"{r}\n" for r in clips if speaker_of(r) in chosen))
     return source, clips
-
-
-def speaker(rel: str) -> str:
-    """The speaker of a clip named WORD/SPEAKER_nohash_N.wav."""
-    return rel.split("/")[1].split("_nohash_")[0]

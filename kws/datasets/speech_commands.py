@@ -81,15 +81,19 @@ def has_split_lists(root: Path) -> bool:
     return all((root / name).is_file() for name in LISTS.values())
 
 
+def speaker_of(rel: str) -> str:
+    """The speaker of a clip: Speech Commands names it SPEAKER_nohash_N.wav; else the file's stem."""
+    name = Path(rel).name
+    return name.split("_nohash_")[0] if "_nohash_" in name else Path(name).stem
+
+
 def hash_split(rel: str, val_percent: float = 10.0, test_percent: float = 10.0) -> str:
     """The split of a clip in a folder without split lists, from a hash of its speaker's name (the
     part before `_nohash_`, else the file name): the same on every machine and every run, and one
     speaker's clips stay together, as Speech Commands' own lists keep them."""
     import hashlib
 
-    name = Path(rel).name
-    speaker = name.split("_nohash_")[0] if "_nohash_" in name else Path(name).stem
-    bucket = int(hashlib.sha1(f"kws/{speaker}".encode()).hexdigest()[:8], 16) % 10000 / 100
+    bucket = int(hashlib.sha1(f"kws/{speaker_of(rel)}".encode()).hexdigest()[:8], 16) % 10000 / 100
     return "val" if bucket < val_percent else "test" if bucket < val_percent + test_percent else "train"
 
 

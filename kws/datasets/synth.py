@@ -27,7 +27,7 @@ from ..download import COMPLETE_MARKER, is_complete
 from ..recipes import SYNTH_MARKER
 from ..voices import pico as pico_tts  # (`pico` is a SynthConfig field)
 from ..voices.espeak import ENGLISH_DIALECTS, Speaker, Timbre, Voice, list_variants, takes_timbre
-from .speech_commands import KEYWORDS, NEGATIVES, NOISE_DIR
+from .speech_commands import KEYWORDS, NEGATIVES, NOISE_DIR, speaker_of
 
 #: The 35 words of Speech Commands v0.02.
 WORDS = ("backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four",
@@ -274,7 +274,7 @@ def with_words(corpus: Path, config: SynthConfig, words: list[str], negatives: l
     split_of = {sid: split for sid, _, split in _speakers(config, np.random.default_rng(config.seed))}
     for split, name in (("val", "validation_list.txt"), ("test", "testing_list.txt")):
         own = [f"{w}/{wav.name}" for w in extra for wav in sorted((cache / w).glob("*.wav"))
-               if split_of.get(wav.name.split("_nohash_")[0]) == split]
+               if split_of.get(speaker_of(wav.name)) == split]
         kept = [p for p in (corpus / name).read_text().splitlines() if p.split("/")[0] not in extra]
         (partial / name).write_text("".join(p + "\n" for p in kept + own))
     shutil.copy(corpus / SYNTH_MARKER, partial / SYNTH_MARKER)
