@@ -99,7 +99,7 @@ def bench_training(device: str) -> dict:
     it natively, in bfloat16 as `kws train` runs them (`train.autocast_dtype`)."""
     from kws.train import autocast_dtype, mixed
 
-    out, dev, steps = {}, torch.device(device), 20
+    out, dev, steps = {}, torch.device(device), size(20, 2)
     precisions = ["float32"] + (["bfloat16"] if autocast_dtype("auto", dev) else [])
     for preset in ("chapter4", "wide"):
         model = new_classifier(LogMel(), LABELS, preset).to(device).train()
@@ -120,7 +120,7 @@ def bench_training(device: str) -> dict:
                 if device == "cuda":
                     torch.cuda.synchronize()
 
-            for _ in range(3):
+            for _ in range(size(3, 1)):
                 step()
             seconds = _time(lambda: [step() for _ in range(steps)])
             key = "samples_per_s" if precision == "float32" else f"samples_per_s_{precision}"
@@ -200,7 +200,8 @@ def bench_peers(data: Path, epochs: int = 2, batch: int = 64, lr: float = 1e-3) 
     sets = {}
     mnist = load_mnist(data / "mnist")
     rows = size(len(mnist.train[1]), 256)
-    sets["mnist"] = [(s[0][:rows].float().unsqueeze(1) / 255, s[1][:rows]) for s in (mnist.train, mnist.test)]
+    sets["mnist"] = [(s[0][:n].float().unsqueeze(1) / 255, s[1][:n])
+                     for s, n in ((mnist.train, rows), (mnist.test, size(len(mnist.test[1]), 256)))]
     corpora = sorted((ROOT / "data").glob("synth-*")) if not SMOKE else []
     if corpora:
         splits = load_dataset(str(corpora[0]), ROOT / "data", progress=False)
