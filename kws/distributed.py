@@ -72,18 +72,6 @@ def sum_across(values: list[float]) -> list[float]:
     return t.tolist()
 
 
-def average_grads(module: torch.nn.Module) -> None:
-    """Average `module`'s gradients over the ranks, for parameters trained outside the DDP wrapper.
-    Every rank reduces every parameter (zeros where it had no gradient), so none waits alone."""
-    if not active():
-        return
-    for p in module.parameters():
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        dist.all_reduce(p.grad)
-        p.grad /= dist.get_world_size()
-
-
 def any_across(flag: bool) -> bool:
     """True on every rank when any rank says so: a Ctrl-C seen by one rank stops all at the same step,
     instead of leaving the others waiting forever in the next gradient all-reduce."""

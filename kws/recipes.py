@@ -47,10 +47,6 @@ class Recipe:
     # labels that source has no clips of (inf leaves them out), so that a word one source lacks is
     # not learnt as "never said in this source's recordings".
     absent_penalty: float = 0.0
-    # Sources joined with +: the weight of an adversary that guesses a row's source from each net's
-    # dense layer, its gradient reversed into the net (on rows of labels every source has), so that
-    # the net cannot learn "a real recording" as a reason against a word only one source has. 0: none.
-    source_adversary: float = 0.0
     # After training, the threshold `listen` uses by default is set where a stream built from the
     # validation split (`calibration_minutes` long; 0: none) fires at most this often on other words.
     # An hour, so that a target of one an hour allows one: on half an hour it allows none, and the

@@ -45,7 +45,6 @@ class TrainConfig:
     # Joined sources: how far the labels a row's source lacks are lowered in its softmax
     # (`Recipe.absent_penalty`; 0 not at all, inf left out).
     absent_penalty: float = 0.0
-    source_adversary: float = 0.0  # `Recipe.source_adversary`: 0 none, else the reversed gradient's weight
     precision: str = "float32"  # `PRECISIONS`: the arithmetic of the net's training steps
 
 
@@ -174,8 +173,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
                          time_pool=recipe.time_pool)
     config = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed, device=device,
                          class_weights={UNKNOWN: recipe.unknown_weight} if recipe.unknown_weight != 1.0 else {},
-                         absent_penalty=recipe.absent_penalty, source_adversary=recipe.source_adversary,
-                         precision=recipe.precision,
+                         absent_penalty=recipe.absent_penalty, precision=recipe.precision,
                          label_smoothing=recipe.label_smoothing)
 
     def show(row: dict) -> None:
@@ -260,13 +258,11 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
     main = distributed.is_main()  # only rank 0 writes; in one process that is us
     run_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
-    adversary = SourceAdversary(model, splits, config.source_adversary).to(device) if config.source_adversary else None
     trainer = distributed.wrap(model, device)  # DistributedDataParallel under torchrun, else the model
     x_train, y_train = splits.train
     steps_per_epoch = math.ceil(splits.epoch_size() / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    params = [*model.parameters(), *(adversary.parameters() if adversary else ())]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(  # cosine decay, a pure function of the step
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
     # The training targets index the net's outputs: `splits.classes` where the dataset has finer ones.
@@ -279,10 +275,9 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
     mask = _source_mask(splits, label_of, config.absent_penalty) if config.absent_penalty else None
     dtype = autocast_dtype(config.precision, device)
     state = {"epoch": 0, "step": 0, "history": [], "best_val": -1.0, "train_seconds": 0.0,
-             "epoch_rng": generator.get_state(), "sums": [0.0, 0, 0], "source_sums": [0, 0]}
+             "epoch_rng": generator.get_state(), "sums": [0.0, 0, 0]}
     if resume:
-        state = _restore(run_dir / "last.pt", model, optimizer, schedule, generator, adversary)
-        state.setdefault("source_sums", [0, 0])
+        state = _restore(run_dir / "last.pt", model, optimizer, schedule, generator)
     info = {**(run_info or {}), "train_config": asdict(config), "world_size": distributed.world_size(),
             "autocast": str(dtype).removeprefix("torch.") if dtype else None}
 
@@ -294,7 +289,6 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
         if not main:
             return
         atomic_save({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     **({"adversary": adversary.state_dict()} if adversary else {}),
                      "schedule": schedule.state_dict(), "rng": generator.get_state(), "info": info},
                     run_dir / "last.pt")
 
@@ -307,7 +301,6 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                 if state["step"] == 0:
                     state["epoch_rng"] = generator.get_state()
                     state["sums"] = [0.0, 0, 0]
-                    state["source_sums"] = [0, 0]
                     rng_now = None
                 else:  # resuming mid-epoch: rebuild the same permutation, then carry on
                     rng_now = generator.get_state()
@@ -334,15 +327,8 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                         if mask is not None:
                             logits = logits + mask[splits.source_of["train"][idx]]  # (each row: its source's)
                         loss = loss_fn(logits.flatten(0, 1), y.repeat(len(logits)))
-                        total = loss
-                        if adversary is not None:
-                            done = (state["epoch"] + state["step"] / steps_per_epoch) / config.epochs
-                            total = loss + adversary.loss(splits.source_of["train"][idx].to(device), y, done,
-                                                          state["source_sums"])
                         optimizer.zero_grad(set_to_none=True)
-                        total.backward()
-                        if adversary is not None:
-                            distributed.average_grads(adversary)  # (not in the DDP wrapper: averaged here)
+                        loss.backward()
                         optimizer.step()
                         sums = state["sums"]
                         sums[0] += loss.item() * len(y)
@@ -362,9 +348,6 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                 sums = distributed.sum_across(state["sums"])  # the whole batch's figures, not one rank's
                 row = {"epoch": state["epoch"] + 1, "train_loss": sums[0] / sums[2], "train_accuracy": sums[1] / sums[2],
                        "val_loss": val[0], "val_accuracy": val[1], "lr": schedule.get_last_lr()[0]}
-                if adversary is not None:  # near chance: the dense layers carry little of the source
-                    right, seen = distributed.sum_across(state["source_sums"])
-                    row["source_accuracy"] = right / max(seen, 1)
                 state["history"].append(row)
                 state["train_seconds"] += time.perf_counter() - epoch_start
                 state["epoch"] += 1
@@ -426,67 +409,6 @@ def _source_mask(splits: Splits, label_of: torch.Tensor, penalty: float) -> torc
     return torch.zeros(len(present), len(label_of), device=device).masked_fill(~present[:, label_of], -penalty)
 
 
-class _Reverse(torch.autograd.Function):
-    """The identity going forward; the gradient times -weight going back."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: float) -> torch.Tensor:
-        ctx.weight = weight
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return -ctx.weight * grad, None
-
-
-class SourceAdversary(nn.Module):
-    """Domain-adversarial training (Ganin and Lempitsky's gradient reversal) across joined sources.
-
-    A small net per member reads that member's dense hidden layer and learns which source a row came
-    from; the gradient it sends back into the member is reversed, so the member learns a hidden
-    layer from which the source is hard to tell. Only rows whose label every source has take part:
-    a word one source lacks may stay where it is, the point is that a real recording of a shared
-    word does not look "real" to the dense layers, which could otherwise teach that a word only the
-    synthetic corpus has is never said in a real recording. Used in training only; not saved with
-    the model.
-    """
-
-    def __init__(self, model: Classifier, splits: Splits, weight: float) -> None:
-        super().__init__()
-        if splits.source_of is None or len(splits.sources) < 2:
-            raise UserError("--source-adversary needs sources joined with + (for example synth+FOLDER)")
-        self.weight = weight
-        of, y = splits.source_of["train"], model.label_of.cpu()[splits.train[1]]
-        present = torch.zeros(len(splits.sources), len(splits.labels), dtype=torch.bool)
-        present[of, y] = True
-        self.register_buffer("shared", present.all(0)[model.label_of.cpu()], persistent=False)  # (per class)
-        members = list(getattr(model.net, "members", [model.net]))
-        self._hidden: list[torch.Tensor] = []
-        for member in members:  # the last ReLU of the head: the dense hidden layer
-            relu = [m for m in member.head if isinstance(m, nn.ReLU)][-1]
-            relu.register_forward_hook(lambda m, _i, out: self._hidden.append(out) if m.training else None)
-        width = members[0].head[-1].in_features
-        self.guess = nn.ModuleList(nn.Sequential(nn.Linear(width, 64), nn.ReLU(), nn.Linear(64, len(splits.sources)))
-                                   for _ in members)
-
-    def loss(self, source: torch.Tensor, y: torch.Tensor, done: float, sums: list[int]) -> torch.Tensor:
-        """The adversaries' loss on the rows just forwarded; `done`: the share of training behind us
-        (the reversal ramps up over it as in the paper, so the first epochs learn the words first).
-        `sums` gathers the adversaries' right guesses and rows."""
-        hidden, self._hidden = self._hidden, []
-        keep = self.shared[y]
-        if not keep.any() or len(hidden) != len(self.guess):
-            return torch.zeros((), device=y.device)
-        ramp = 2.0 / (1.0 + math.exp(-10.0 * done)) - 1.0
-        total = torch.zeros((), device=y.device)
-        for h, guess in zip(hidden, self.guess):
-            scores = guess(_Reverse.apply(h[keep].float(), self.weight * ramp))
-            total = total + nn.functional.cross_entropy(scores, source[keep])
-            sums[0] += int((scores.argmax(1) == source[keep]).sum())
-            sums[1] += int(keep.sum())
-        return total / len(hidden)
-
-
 @torch.no_grad()
 def _score(model: Classifier, split: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> tuple[float, float]:
     x, y = split
@@ -497,8 +419,7 @@ def _score(model: Classifier, split: tuple[torch.Tensor, torch.Tensor], device: 
     return loss, float((probs.argmax(1) == y).float().mean())
 
 
-def _restore(path: Path, model: nn.Module, optimizer, schedule, generator: torch.Generator,
-             adversary: nn.Module | None = None) -> dict:
+def _restore(path: Path, model: nn.Module, optimizer, schedule, generator: torch.Generator) -> dict:
     if not path.exists():
         raise UserError(f"--resume: nothing to resume in {path.parent} (no last.pt)")
     data = read_last(path)
@@ -506,9 +427,6 @@ def _restore(path: Path, model: nn.Module, optimizer, schedule, generator: torch
         model.load_state_dict(data.pop("model"))
     except RuntimeError:
         raise UserError(f"{path}: the saved run does not match these options (model, task or dataset differ)") from None
-    if adversary is not None:
-        adversary.load_state_dict(data.pop("adversary"))
-    data.pop("adversary", None)
     optimizer.load_state_dict(data.pop("optimizer"))
     schedule.load_state_dict(data.pop("schedule"))
     generator.set_state(data.pop("rng"))
