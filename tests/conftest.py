@@ -106,7 +106,7 @@ def trained_run(small_corpus, tmp_path_factory) -> Path:
     Grad-CAM. `test_unknown_words.py` runs classify, export and the checkpoint checks on such a model.
     Its streaming threshold is calibrated on 10 minutes of validation stream, not 60: the suite's time."""
     return built_once(tmp_path_factory, "yes-no-stop", "train", "--dataset", str(small_corpus), "--words",
-                      "yes,no,stop", "--epochs", "30", "--seed", "0", "--recipe", "speech-commands",
+                      "yes,no,stop", "--epochs", "20", "--seed", "0", "--recipe", "speech-commands",
                       "--no-time-pool", "--no-unknown-words", "--calibration-minutes", "10")
 
 
