@@ -93,6 +93,9 @@ def small_corpus(tmp_path_factory) -> Path:
                       "--pico", "0", "--others-share", "1")
 
 
+FIXTURE_EPOCHS = 20  # `trained_run`'s training length: its best epoch comes before the end; more only costs the suite time
+
+
 @pytest.fixture(scope="session")
 def trained_run(small_corpus, tmp_path_factory) -> Path:
     """A short real training run on three keywords (+ silence and unknown), with the frontend and
@@ -106,7 +109,7 @@ def trained_run(small_corpus, tmp_path_factory) -> Path:
     Grad-CAM. `test_unknown_words.py` runs classify, export and the checkpoint checks on such a model.
     Its streaming threshold is calibrated on 10 minutes of validation stream, not 60: the suite's time."""
     return built_once(tmp_path_factory, "yes-no-stop", "train", "--dataset", str(small_corpus), "--words",
-                      "yes,no,stop", "--epochs", "20", "--seed", "0", "--recipe", "speech-commands",
+                      "yes,no,stop", "--epochs", str(FIXTURE_EPOCHS), "--seed", "0", "--recipe", "speech-commands",
                       "--no-time-pool", "--no-unknown-words", "--calibration-minutes", "10")
 
 
