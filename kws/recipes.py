@@ -38,6 +38,9 @@ class Recipe:
     # Keyword clips played backwards, as many as this share of them, taught as `_unknown_`
     # (`datasets.reversed`): other words in the keyword speakers' own voices.
     reversed_words: float = 0.0
+    # Keyword clips, as many as this share of them, each joined at its middle to the second half of
+    # another keyword's clip (`datasets.spliced`), taught as `_unknown_`: keyword sounds, not a keyword.
+    spliced_words: float = 0.0
     # The offline corpus's words that are not keywords, a fresh draw each epoch of this share of
     # the keyword clips, taught as `_unknown_` (`datasets.others`): many other words for a corpus
     # of real speech that has few. Built on first use, as `--dataset synth` is.

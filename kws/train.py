@@ -103,6 +103,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     from .datasets import build_synth, load_dataset, synth
     from .datasets.others import add_others
     from .datasets.reversed import add_reversed
+    from .datasets.spliced import add_spliced
     from .datasets.speech_commands import UNKNOWN
     from .features import LogMel, LogMelConfig, PixelScale
     from .model import new_classifier
@@ -128,6 +129,8 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
         distributed.barrier()
     if recipe.reversed_words and splits.kind == "audio" and UNKNOWN in splits.labels:
         splits = add_reversed(splits, recipe.reversed_words, seed)
+    if recipe.spliced_words and splits.kind == "audio" and UNKNOWN in splits.labels:
+        splits = add_spliced(splits, recipe.spliced_words, seed)
     if recipe.synthetic_others and splits.kind == "audio" and UNKNOWN in splits.labels:
         config = synth.SynthConfig(per_word=recipe.per_word, others_share=1.0)  # (these words are what it teaches)
         if not main:  # (rank 0 builds the corpus first, as above)
@@ -140,7 +143,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     if UNKNOWN not in splits.labels:  # asked for by a flag, not by the recipe (every rank stops alike)
         named = RECIPES.get(recipe.name, recipe)
         for f in ("unknown_weight", "unknown_percent", "unknown_words", "unknown_each_epoch", "reversed_words",
-                  "synthetic_others"):
+                  "spliced_words", "synthetic_others"):
             if getattr(recipe, f) != getattr(named, f):
                 raise UserError(f"--{f.replace('_', '-')}: {splits.name} has no {UNKNOWN} class")
     say(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
@@ -150,6 +153,8 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
         say(hint)
     if splits.info.get("reversed"):
         say(f"keywords reversed and taught as _unknown_: {splits.info['reversed']:,} rows")
+    if splits.info.get("spliced"):
+        say(f"keywords spliced into other words and taught as _unknown_: {splits.info['spliced']:,} rows")
     if splits.info.get("synthetic_others"):
         o = splits.info["synthetic_others"]
         say(f"synthetic other words taught as _unknown_: {o['per_epoch']:,} an epoch of {o['clips']:,} clips "
