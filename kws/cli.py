@@ -233,6 +233,10 @@ def train(
                                                    "share of them, taught as _unknown_: other words in the "
                                                    "speakers' own voices: more untaught words rejected, "
                                                    "fewer keywords found."),
+    spliced_words: Optional[float] = typer.Option(None, min=0.0, help="Keyword clips, as this share of them, "
+                                                  "each joined at its middle to another keyword's second half "
+                                                  "(ye-own), taught as _unknown_: a keyword must be the whole "
+                                                  "word, so words that only share its sounds are rejected."),
     synthetic_others: Optional[float] = typer.Option(None, min=0.0, help="The offline corpus's words that are "
                                                      "not keywords (built on first use), as this share of the "
                                                      "keyword clips each epoch, taught as _unknown_: many more "
@@ -266,7 +270,7 @@ def train(
                               batch_size=batch_size, lr=lr, augment=augment, spec_augment=spec_augment, norm=norm,
                               unknown_words=unknown_words, unknown_each_epoch=unknown_each_epoch,
                               unknown_weight=unknown_weight, unknown_percent=unknown_percent,
-                              reversed_words=reversed_words,
+                              reversed_words=reversed_words, spliced_words=spliced_words,
                               synthetic_others=synthetic_others, source_balance=source_balance, per_word=per_word,
                               near_misses=near_misses,
                               target_fa_per_hour=target_fa_per_hour, calibration_minutes=calibration_minutes,

@@ -87,7 +87,8 @@ def test_bad_usage_is_exit_2():
     r = kws("train", "--dataset", "synth", "--members", "0")
     assert r.returncode == 2 and "--members" in r.stderr and "Traceback" not in r.stderr
     for option in (["--unknown-weight", "0.5"], ["--unknown-percent", "30"], ["--unknown-words"],
-                   ["--unknown-each-epoch"], ["--reversed-words", "0.25"]):
+                   ["--unknown-each-epoch"], ["--reversed-words", "0.25"],
+                   ["--spliced-words", "0.25"]):
         r = kws("train", "--dataset", "digits", *option)
         assert r.returncode == 2 and f"{option[0]}: digits has no _unknown_ class" in _one_line(r)
 

@@ -88,7 +88,7 @@ def test_the_recipe_field_trains_with_the_offline_corpus_others(tmp_path):
     # (as if built) The corpus whose every voice says every word: those words are what it teaches.
     _corpus(synth.default_root(tmp_path, synth.SynthConfig(per_word=per_word, others_share=1.0)))
     _, recipe = resolve("real", "speech-commands", epochs=1, members=1, calibration_minutes=0.0, per_word=per_word,
-                        unknown_words=False, synthetic_others=0.2)
+                        unknown_words=False, synthetic_others=0.2, spliced_words=0.0)
     lines: list[str] = []
     metrics = run(_splits(), recipe, tmp_path / "run", data_dir=tmp_path, log=lines.append, progress=False)
     assert metrics["samples"]["train"] == 14 + 3

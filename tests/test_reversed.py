@@ -49,7 +49,8 @@ def test_reversed_rows_get_a_class_of_their_own_where_unknown_words_are_classes(
 
 
 def test_the_recipe_field_adds_the_reversed_rows_to_what_training_sees(tmp_path):
-    _, recipe = resolve("ramps", "speech-commands", epochs=1, members=1, calibration_minutes=0.0, reversed_words=0.5)
+    _, recipe = resolve("ramps", "speech-commands", epochs=1, members=1, calibration_minutes=0.0, reversed_words=0.5,
+                        spliced_words=0.0)
     lines: list[str] = []
     metrics = run(_splits(), recipe, tmp_path / "run", data_dir=tmp_path, log=lines.append, progress=False)
     assert metrics["samples"]["train"] == 18 + 6
