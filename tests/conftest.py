@@ -103,8 +103,8 @@ def trained_run(small_corpus, tmp_path_factory) -> Path:
 
     The `speech-commands` recipe (this corpus would get `synth`'s), without its time pool: basic
     augmentation, the book's net over every time step, one `_unknown_` class, not the recipe's
-    unknown words as classes, nor its spliced keywords (which teach that half a keyword is not
-    one, so the heat spreads over both halves): trained that way, the
+    unknown words as classes, nor its spliced keywords (with them, one build's Grad-CAM test
+    read 0.17 where it asks 0.2): trained that way, the
     small model's Grad-CAM heat lies on the word's half of the second by very different margins
     from build to build of this corpus, which a test of Grad-CAM cannot tell from a broken
     Grad-CAM. `test_unknown_words.py` runs classify, export and the checkpoint checks on such a model.
