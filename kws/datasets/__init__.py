@@ -95,6 +95,27 @@ class Splits:
         names = self.classes or self.labels
         return torch.tensor([name.split("/")[0] not in NON_KEYWORDS for name in names], dtype=torch.bool)[self.train[1]]
 
+    def with_unknown_rows(self, clips: torch.Tensor, rows: torch.Tensor, kind: str) -> "Splits":
+        """These splits with `clips` added to training as `_unknown_` (where other words are classes,
+        as a class of their own, `_unknown_/KIND`), each in the source of the training row in `rows`
+        it was made from; `info[KIND]` counts them."""
+        from dataclasses import replace
+
+        from .speech_commands import UNKNOWN
+
+        x, y = self.train
+        classes = self.classes
+        if classes is None or UNKNOWN in classes:
+            target = (classes or self.labels).index(UNKNOWN)
+        else:
+            fine = f"{UNKNOWN}/{kind}"
+            classes = classes if fine in classes else [*classes, fine]
+            target = classes.index(fine)
+        source_of = self.source_of and {**self.source_of, "train": torch.cat([self.source_of["train"],
+                                                                              self.source_of["train"][rows]])}
+        return replace(self, train=(torch.cat([x, clips]), torch.cat([y, torch.full((len(rows),), target)])),
+                       classes=classes, source_of=source_of, info={**self.info, kind: len(rows)})
+
     def summary(self) -> str:
         sizes = [f"{n} {len(getattr(self, n)[1]):,}" for n in ("train", "val", "test")]
         if self.draw is not None:

@@ -8,8 +8,6 @@ keyword is the whole word, in real speakers' voices, from clips the corpus alrea
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 
 from . import Splits
@@ -47,7 +45,6 @@ def add_spliced(splits: Splits, share: float, seed: int = 0) -> Splits:
     to a clip of another keyword, as `_unknown_` rows of the first clip's source. `splits` must have
     `_unknown_` (the trainer refuses the flag for data without it)."""
     x, y = splits.train
-    names = splits.classes or splits.labels
     keyword_rows = splits.keyword_rows().nonzero().flatten()
     generator = torch.Generator().manual_seed(seed)
     heads = keyword_rows[torch.randperm(len(keyword_rows), generator=generator)[:round(share * len(keyword_rows))]]
@@ -62,14 +59,4 @@ def add_spliced(splits: Splits, share: float, seed: int = 0) -> Splits:
         kept.append(row)
     if not clips:
         return splits
-    classes = splits.classes
-    if classes is None or UNKNOWN in classes:
-        target = names.index(UNKNOWN)
-    else:  # `_unknown_` is split by word: spliced words are one more of its classes
-        classes = [*classes, SPLICED_CLASS] if SPLICED_CLASS not in classes else classes
-        target = classes.index(SPLICED_CLASS)
-    rows = torch.tensor(kept)
-    source_of = splits.source_of and {**splits.source_of, "train": torch.cat([splits.source_of["train"],
-                                                                              splits.source_of["train"][rows]])}
-    return replace(splits, train=(torch.cat([x, torch.stack(clips)]), torch.cat([y, torch.full((len(rows),), target)])),
-                   classes=classes, source_of=source_of, info={**splits.info, "spliced": len(rows)})
+    return splits.with_unknown_rows(torch.stack(clips), torch.tensor(kept), "spliced")
