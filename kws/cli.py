@@ -235,8 +235,8 @@ def train(
                                                    "fewer keywords found."),
     spliced_words: Optional[float] = typer.Option(None, min=0.0, help="Keyword clips, as this share of them, "
                                                   "each joined at its middle to another keyword's second half "
-                                                  "(ye-own), taught as _unknown_: a keyword must be the whole "
-                                                  "word, so words that only share its sounds are rejected."),
+                                                  "(ye-own), taught as _unknown_: words that share a keyword's "
+                                                  "sounds are rejected more often."),
     synthetic_others: Optional[float] = typer.Option(None, min=0.0, help="The offline corpus's words that are "
                                                      "not keywords (built on first use), as this share of the "
                                                      "keyword clips each epoch, taught as _unknown_: many more "

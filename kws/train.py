@@ -127,11 +127,12 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
                               progress=progress and main)
     if main:
         distributed.barrier()
-    if recipe.reversed_words and splits.kind == "audio" and UNKNOWN in splits.labels:
+    other_words_taught = splits.kind == "audio" and UNKNOWN in splits.labels  # rows below may join `_unknown_`
+    if recipe.reversed_words and other_words_taught:
         splits = add_reversed(splits, recipe.reversed_words, seed)
-    if recipe.spliced_words and splits.kind == "audio" and UNKNOWN in splits.labels:
+    if recipe.spliced_words and other_words_taught:
         splits = add_spliced(splits, recipe.spliced_words, seed)
-    if recipe.synthetic_others and splits.kind == "audio" and UNKNOWN in splits.labels:
+    if recipe.synthetic_others and other_words_taught:
         config = synth.SynthConfig(per_word=recipe.per_word, others_share=1.0)  # (these words are what it teaches)
         if not main:  # (rank 0 builds the corpus first, as above)
             distributed.barrier()
@@ -151,10 +152,9 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     hint = other_words_hint(splits, recipe)
     if hint:
         say(hint)
-    if splits.info.get("reversed"):
-        say(f"keywords reversed and taught as _unknown_: {splits.info['reversed']:,} rows")
-    if splits.info.get("spliced"):
-        say(f"keywords spliced into other words and taught as _unknown_: {splits.info['spliced']:,} rows")
+    for kind, made in (("reversed", "reversed"), ("spliced", "spliced into other words")):
+        if splits.info.get(kind):
+            say(f"keywords {made} and taught as _unknown_: {splits.info[kind]:,} rows")
     if splits.info.get("synthetic_others"):
         o = splits.info["synthetic_others"]
         say(f"synthetic other words taught as _unknown_: {o['per_epoch']:,} an epoch of {o['clips']:,} clips "

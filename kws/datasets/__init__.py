@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -99,8 +99,6 @@ class Splits:
         """These splits with `clips` added to training as `_unknown_` (where other words are classes,
         as a class of their own, `_unknown_/KIND`), each in the source of the training row in `rows`
         it was made from; `info[KIND]` counts them."""
-        from dataclasses import replace
-
         from .speech_commands import UNKNOWN
 
         x, y = self.train

@@ -31,7 +31,7 @@ def splice(head: torch.Tensor, tail: torch.Tensor) -> torch.Tensor:
     a, b = head.float(), tail.float()
     b = b * (a.pow(2).mean().sqrt() / b.pow(2).mean().sqrt().clamp_min(1e-9))
     cut_a = min(max(energy_centre(head), FADE), n - FADE)
-    cut_b = min(max(energy_centre(tail), 0), n - FADE)
+    cut_b = min(energy_centre(tail), n - FADE)
     ramp = torch.linspace(0, 1, FADE)
     joined = torch.cat([a[: cut_a - FADE], a[cut_a - FADE: cut_a] * (1 - ramp) + b[cut_b: cut_b + FADE] * ramp,
                         b[cut_b + FADE:]])
