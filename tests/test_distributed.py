@@ -14,9 +14,10 @@ TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
 
 
 def test_two_processes_train_one_model(small_corpus, tmp_path):
-    # (unsmoothed targets: five epochs of the recipe's label smoothing leave this small model near the bar)
+    # (unsmoothed targets and no spliced keywords: with either, five epochs leave this small model near
+    # the bar, which then tells nothing about the two processes)
     args = ["train", "--dataset", str(small_corpus), "--words", "yes,no,stop", "--epochs", "5", "--seed", "0",
-            "--recipe", "speech-commands", "--members", "1", "--label-smoothing", "0",
+            "--recipe", "speech-commands", "--members", "1", "--label-smoothing", "0", "--spliced-words", "0",
             "--calibration-minutes", "0"]
     single = kws(*args, "--out", tmp_path / "single")
     assert single.returncode == 0, single.stderr
