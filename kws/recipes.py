@@ -41,7 +41,6 @@ class Recipe:
     # Keyword clips, as many as this share of them, each joined at its middle to the second half of
     # another keyword's clip (`datasets.spliced`), taught as `_unknown_`: keyword sounds, not a keyword.
     spliced_words: float = 0.0
-    spliced_each_epoch: bool = False  # every keyword clip spliced once, each epoch a fresh share of them
     # The offline corpus's words that are not keywords, a fresh draw each epoch of this share of
     # the keyword clips, taught as `_unknown_` (`datasets.others`): many other words for a corpus
     # of real speech that has few. Built on first use, as `--dataset synth` is.

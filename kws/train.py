@@ -131,7 +131,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     if recipe.reversed_words and other_words_taught:
         splits = add_reversed(splits, recipe.reversed_words, seed)
     if recipe.spliced_words and other_words_taught:
-        splits = add_spliced(splits, recipe.spliced_words, seed, recipe.spliced_each_epoch)
+        splits = add_spliced(splits, recipe.spliced_words, seed)
     if recipe.synthetic_others and other_words_taught:
         config = synth.SynthConfig(per_word=recipe.per_word, others_share=1.0)  # (these words are what it teaches)
         if not main:  # (rank 0 builds the corpus first, as above)
@@ -144,7 +144,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     if UNKNOWN not in splits.labels:  # asked for by a flag, not by the recipe (every rank stops alike)
         named = RECIPES.get(recipe.name, recipe)
         for f in ("unknown_weight", "unknown_percent", "unknown_words", "unknown_each_epoch", "reversed_words",
-                  "spliced_words", "spliced_each_epoch", "synthetic_others"):
+                  "spliced_words", "synthetic_others"):
             if getattr(recipe, f) != getattr(named, f):
                 raise UserError(f"--{f.replace('_', '-')}: {splits.name} has no {UNKNOWN} class")
     say(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
@@ -154,8 +154,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
         say(hint)
     for kind, made in (("reversed", "reversed"), ("spliced", "spliced into other words")):
         if splits.info.get(kind):
-            pool = f" an epoch of {splits.info[kind + '_made']:,}" if splits.info.get(kind + "_made") else ""
-            say(f"keywords {made} and taught as _unknown_: {splits.info[kind]:,} rows{pool}")
+            say(f"keywords {made} and taught as _unknown_: {splits.info[kind]:,} rows")
     if splits.info.get("synthetic_others"):
         o = splits.info["synthetic_others"]
         say(f"synthetic other words taught as _unknown_: {o['per_epoch']:,} an epoch of {o['clips']:,} clips "

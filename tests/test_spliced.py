@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kws.datasets import EpochDraw, Splits
+from kws.datasets import Splits
 from kws.datasets.spliced import FADE, SPLICED_CLASS, add_spliced, energy_centre, splice
 from kws.recipes import resolve
 from kws.train import run
@@ -81,19 +81,3 @@ def test_the_recipe_field_adds_the_spliced_rows_to_what_training_sees(tmp_path):
     metrics = run(_splits(), recipe, tmp_path / "run", data_dir=tmp_path, log=lines.append, progress=False)
     assert metrics["samples"]["train"] == 18 + 6
     assert "keywords spliced into other words and taught as _unknown_: 6 rows" in lines
-
-
-def test_spliced_each_epoch_splices_every_keyword_and_shows_a_fresh_share_each_epoch():
-    splits = _splits()
-    out = add_spliced(splits, 0.5, seed=3, each_epoch=True)
-    assert len(out.train[1]) == 18 + 12 and out.info["spliced_made"] == 12 and out.info["spliced"] == 6
-    assert out.epoch_size() == 18 + 6  # the same cost an epoch as six fixed splices
-    made = set(range(18, 30))
-    shown = [set(out.epoch_order(torch.Generator().manual_seed(e)).tolist()) & made for e in range(4)]
-    assert all(len(s) == 6 for s in shown) and len(set().union(*shown)) > 6  # fresh ones each epoch
-    # the rows made as the fixed draw makes them: the first six are the fixed draw's own heads, in order
-    assert torch.equal(out.train[0][18:24], add_spliced(splits, 0.5, seed=3).train[0][18:])
-    # a draw already there (`_unknown_` drawn anew each epoch) joins the same pool
-    splits.draw = EpochDraw(torch.tensor([12, 13]), 1)
-    both = add_spliced(splits, 0.5, seed=3, each_epoch=True).draw
-    assert both.per_epoch == 1 + 6 and both.rows.tolist() == [12, 13, *range(18, 30)]

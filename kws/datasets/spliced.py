@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from dataclasses import replace
-
-from . import EpochDraw, Splits
+from . import Splits
 from .speech_commands import UNKNOWN
 
 SPLICED_CLASS = f"{UNKNOWN}/spliced"  # the class they train as where `_unknown_` has finer classes
@@ -42,17 +40,14 @@ def splice(head: torch.Tensor, tail: torch.Tensor) -> torch.Tensor:
     return out.round().clamp(-32768, 32767).to(torch.int16)
 
 
-def add_spliced(splits: Splits, share: float, seed: int = 0, each_epoch: bool = False) -> Splits:
+def add_spliced(splits: Splits, share: float, seed: int = 0) -> Splits:
     """`splits` with new training rows: `share` of the keyword clips (drawn at random), each spliced
-    to a clip of another keyword, as `_unknown_` rows of the first clip's source. `each_epoch`: every
-    keyword clip is spliced once and each epoch shows a fresh `share` of them (`Splits.draw`), so a
-    run sees many more splices at the same cost per epoch. `splits` must have `_unknown_` (the
-    trainer refuses the flag for data without it)."""
+    to a clip of another keyword, as `_unknown_` rows of the first clip's source. `splits` must have
+    `_unknown_` (the trainer refuses the flag for data without it)."""
     x, y = splits.train
     keyword_rows = splits.keyword_rows().nonzero().flatten()
     generator = torch.Generator().manual_seed(seed)
-    shown = round(share * len(keyword_rows))
-    heads = keyword_rows[torch.randperm(len(keyword_rows), generator=generator)[:None if each_epoch else shown]]
+    heads = keyword_rows[torch.randperm(len(keyword_rows), generator=generator)[:round(share * len(keyword_rows))]]
     words = y[keyword_rows]
     clips, kept = [], []
     for row in heads.tolist():
@@ -64,10 +59,4 @@ def add_spliced(splits: Splits, share: float, seed: int = 0, each_epoch: bool = 
         kept.append(row)
     if not clips:
         return splits
-    out = splits.with_unknown_rows(torch.stack(clips), torch.tensor(kept), "spliced")
-    if not each_epoch:
-        return out
-    rows = torch.arange(len(y), len(y) + len(kept))
-    draw = EpochDraw(rows, min(shown, len(kept))) if splits.draw is None else \
-        EpochDraw(torch.cat([splits.draw.rows, rows]), splits.draw.per_epoch + min(shown, len(kept)))
-    return replace(out, draw=draw, info={**out.info, "spliced": min(shown, len(kept)), "spliced_made": len(kept)})
+    return splits.with_unknown_rows(torch.stack(clips), torch.tensor(kept), "spliced")
