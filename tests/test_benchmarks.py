@@ -37,6 +37,7 @@ def test_training_peak_peers_and_int8_sections_run_in_smoke_mode(trained_run, tm
         for precision in ("float32", "bfloat16") if peers["native_bfloat16"] else ("float32",):
             row = peers["mnist"][precision]
             assert row["kws_seconds_per_epoch"] > 0 and row["keras_seconds_per_epoch"] > 0
+            assert len(row["kws_test_accuracy_by_seed"]) == len(row["keras_test_accuracy_by_seed"]) == peers["seeds"]
         assert peers["mnist"]["defaults"]["keras_over_kws_time"] > 0
     int8 = results["int8"]
     assert int8["size_kb"]["int8"] < int8["size_kb"]["float32"]
