@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from kws.datasets import Splits
-from kws.datasets.reversed import REVERSED_CLASS, add_reversed
+from kws.datasets.reversed import add_reversed
 from kws.recipes import resolve
 from kws.train import run
 
@@ -43,7 +43,7 @@ def test_reversed_rows_are_keywords_backwards_taught_as_unknown():
 def test_reversed_rows_get_a_class_of_their_own_where_unknown_words_are_classes():
     classes = ["_silence_", "_unknown_/bed", "yes", "no"]
     out = add_reversed(_splits(classes), 0.25, seed=0)
-    assert out.classes == [*classes, REVERSED_CLASS]
+    assert out.classes == [*classes, "_unknown_/reversed"]
     assert (out.train[1][18:] == 4).all() and len(out.train[1]) == 18 + 3
     assert out.labels == LABELS  # what the model answers is unchanged: a reversed word is `_unknown_`
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from kws.datasets import Splits
-from kws.datasets.spliced import FADE, SPLICED_CLASS, add_spliced, energy_centre, splice
+from kws.datasets.spliced import FADE, add_spliced, energy_centre, splice
 from kws.recipes import resolve
 from kws.train import run
 
@@ -70,7 +70,7 @@ def test_spliced_rows_join_two_different_keywords_and_are_taught_as_unknown():
 def test_spliced_rows_get_a_class_of_their_own_where_unknown_words_are_classes():
     classes = ["_silence_", "_unknown_/bed", "yes", "no"]
     out = add_spliced(_splits(classes), 0.25, seed=0)
-    assert out.classes == [*classes, SPLICED_CLASS]
+    assert out.classes == [*classes, "_unknown_/spliced"]
     assert (out.train[1][18:] == 4).all() and len(out.train[1]) == 18 + 3
     assert out.labels == LABELS  # what the model answers is unchanged: a spliced word is `_unknown_`
 

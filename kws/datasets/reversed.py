@@ -11,9 +11,7 @@ from __future__ import annotations
 import torch
 
 from . import Splits
-from .speech_commands import UNKNOWN
 
-REVERSED_CLASS = f"{UNKNOWN}/reversed"  # the class they train as where `_unknown_` has finer classes
 
 
 def add_reversed(splits: Splits, share: float, seed: int = 0) -> Splits:

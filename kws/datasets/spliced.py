@@ -11,9 +11,7 @@ from __future__ import annotations
 import torch
 
 from . import Splits
-from .speech_commands import UNKNOWN
 
-SPLICED_CLASS = f"{UNKNOWN}/spliced"  # the class they train as where `_unknown_` has finer classes
 FADE = 160  # samples of crossfade at the join (10 ms at 16 kHz), so the cut is not a click to learn
 
 
