@@ -45,9 +45,6 @@ class Recipe:
     # the keyword clips, taught as `_unknown_` (`datasets.others`): many other words for a corpus
     # of real speech that has few. Built on first use, as `--dataset synth` is.
     synthetic_others: float = 0.0
-    # With `synthetic_others`: the corpus's clips of the keywords too, this share of the keyword
-    # rows an epoch, each as its keyword (trial).
-    synthetic_keywords: float = 0.0
     source_balance: float = 0.0  # sources joined with +: 0 each row once an epoch, 1 an equal share each
     # Sources joined with +: lowers by this much, in the loss of a source's rows, the logits of the
     # labels that source has no clips of (inf leaves them out), so that a word one source lacks is

@@ -138,7 +138,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
             distributed.barrier()
         splits = add_others(splits, recipe.synthetic_others,
                             lambda: build_synth(synth.default_root(data_dir, config), config, progress and main),
-                            withhold, recipe.synthetic_keywords)
+                            withhold)
         if main:
             distributed.barrier()
     if UNKNOWN not in splits.labels:  # asked for by a flag, not by the recipe (every rank stops alike)

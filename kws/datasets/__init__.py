@@ -51,7 +51,7 @@ class Splits:
 
     def epoch_size(self) -> int:
         n = len(self.train[1])
-        return n if self.draw is None else n - len(self.draw.rows.unique()) + self.draw.per_epoch
+        return n if self.draw is None else n - len(self.draw.rows) + self.draw.per_epoch
 
     def epoch_order(self, generator: torch.Generator) -> torch.Tensor:
         """The training rows one epoch shows, shuffled: a pure function of `generator`'s state."""

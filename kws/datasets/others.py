@@ -19,19 +19,16 @@ from . import EpochDraw, Splits
 from .speech_commands import UNKNOWN
 
 
-def add_others(splits: Splits, share: float, corpus: Callable[[], Path], withhold: Sequence[str] = (),
-               keywords: float = 0.0) -> Splits:
+def add_others(splits: Splits, share: float, corpus: Callable[[], Path], withhold: Sequence[str] = ()) -> Splits:
     """`splits` with the training clips of every word of the corpus that is not one of their labels
     (nor in `withhold`) as `_unknown_` rows, a fresh draw of `share` × the keyword rows each epoch
     (`Splits.draw`). Where `_unknown_` has finer classes, each word keeps its own, shared with the
     real clips of the same word. `corpus` builds or finds the corpus, called once `splits` is known
-    to be one corpus of real speech (a build takes minutes). `keywords`: the corpus's clips of the
-    splits' own keywords join too, `keywords` × the keyword rows an epoch, each as its keyword, so
-    that sounding synthetic says nothing about the label."""
+    to be one corpus of real speech (a build takes minutes)."""
     from ..audio import SAMPLE_RATE
     from ..errors import UserError
     from .cache import cached_clips
-    from .speech_commands import NON_KEYWORDS, decode_clips, split_lists
+    from .speech_commands import decode_clips, split_lists
 
     if splits.sources is not None:
         raise UserError(f"--dataset {splits.name}: joined sources teach their own other words; "
@@ -50,24 +47,13 @@ def add_others(splits: Splits, share: float, corpus: Callable[[], Path], withhol
     names = classes or splits.labels
     target = {w: names.index(f"{UNKNOWN}/{w}" if classes is not None else UNKNOWN) for w in words}
     x, y = splits.train
-    keywords_rows = int(splits.keyword_rows().sum())
+    keywords = int(splits.keyword_rows().sum())
     audio = torch.from_numpy(cached_clips([root / rel for rel in paths], SAMPLE_RATE, decode_clips))
     rows = torch.arange(len(y), len(y) + len(paths))
-    per_epoch = min(len(paths), round(share * keywords_rows))
-    labels = torch.tensor([target[rel.split("/")[0]] for rel in paths], dtype=torch.long)
-    if keywords:
-        own = [rel for rel in split_lists(root)["train"]
-               if rel.split("/")[0] in splits.labels and rel.split("/")[0] not in (*NON_KEYWORDS, *withhold)]
-        wanted = round(keywords * keywords_rows)
-        # One draw over both pools: the keyword rows repeated so that each pool gives its share.
-        repeats = max(1, round(wanted * len(paths) / (per_epoch * len(own))))
-        own_rows = torch.arange(len(y) + len(paths), len(y) + len(paths) + len(own))
-        audio = torch.cat([audio, torch.from_numpy(cached_clips([root / rel for rel in own], SAMPLE_RATE, decode_clips))])
-        labels = torch.cat([labels, torch.tensor([names.index(rel.split("/")[0]) for rel in own], dtype=torch.long)])
-        rows = torch.cat([rows, own_rows.repeat(repeats)])
-        per_epoch += wanted
+    per_epoch = min(len(paths), round(share * keywords))
     draw = EpochDraw(rows, per_epoch) if splits.draw is None else \
         EpochDraw(torch.cat([splits.draw.rows, rows]), splits.draw.per_epoch + per_epoch)
+    labels = torch.tensor([target[rel.split("/")[0]] for rel in paths], dtype=torch.long)
     return replace(splits, train=(torch.cat([x, audio]), torch.cat([y, labels])), classes=classes, draw=draw,
                    info={**splits.info, "synthetic_others": {"words": len(words), "clips": len(paths),
                                                              "per_epoch": per_epoch}})
