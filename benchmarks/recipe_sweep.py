@@ -15,7 +15,9 @@ that in `synth+FOLDER` its only training clips are synthetic, as `go` is for the
 out of a recipe's `synthetic_others`, so that a word held out is untaught in every voice); the
 row then records each held-out word's recall on the `--also` validation splits, and what it was
 heard as; a word the model was not taught at all (a real other word held out of the real recipe)
-is recorded by the share of its clips outside the `--also` test split that it rejects.
+is recorded by the share of its clips outside the `--also` test split that it rejects, and by
+recall on a 60-minute stream of the `--also` validation split (`untaught_stream`), where its clips
+are other words the model never heard: what a user's threshold meets.
 `--fold K/N` validates on the K-th of N folds of the training and validation speakers instead of
 the validation list (a view whose test list is the source's own): N runs, one per fold, score
 every clip outside the test split once, where one validation list of a few speakers cannot
@@ -42,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from kws.checkpoint import load_model  # noqa: E402
 from kws.errors import UserError  # noqa: E402
 from kws.datasets.speech_commands import speaker_of, split_lists  # noqa: E402
-from kws.evaluate import evaluate_on, rejection  # noqa: E402
+from kws.evaluate import evaluate_on, rejection, stream_on  # noqa: E402
 from kws.recipes import parse_changes, resolve  # noqa: E402
 from kws.train import run  # noqa: E402
 from kws.wakeword import RATES, at_rate  # noqa: E402
@@ -217,6 +219,11 @@ def main() -> None:
                 row.setdefault("val_on", {})[other] = round(scored["accuracy"], 4)
                 if args.without and other in args.also:
                     row.setdefault("held_out", {})[other] = held_out(scored, args.without, model, other)
+                    if set(args.without) - set(model.labels):  # (an untaught word: its stream too)
+                        stream = stream_on(model, meta, other, args.data_dir, "val", minutes=60.0, seed=0)
+                        row.setdefault("untaught_stream", {})[other] = {
+                            rate: q and {"threshold": q["threshold"], "recall": round(q["recall"], 4)}
+                            for rate, q in stream["at_rates"].items()}
                 for source, r in scored.get("per_source", {}).items():
                     row["val_on"][f"{other} · {source}"] = round(r["accuracy"], 4)
             rows = json.loads(args.results.read_text()) if args.results.exists() else []  # read late
@@ -227,6 +234,8 @@ def main() -> None:
                   + "".join(f"; {k} {v:.4f}" for k, v in row.get("val_on", {}).items())
                   + "".join(f"; stream recall {v['recall']:.3f} at {k}/h" for k, v in row.get("val_stream", {}).items()
                             if v and k in ("2", "5"))
+                  + "".join(f"; untaught-word stream recall {v['2']['recall']:.3f} at 2/h"
+                            for v in row.get("untaught_stream", {}).values() if v.get("2"))
                   + "".join(f"; held-out {w} {v['recall']:.3f} of {v['support']} (most heard as {v['most_heard_as']})"
                             if "recall" in v else f"; held-out {w} rejected {v['rejected']:.3f} of {v['support']}"
                             for scores in row.get("held_out", {}).values() for w, v in scores.items()), flush=True)
