@@ -240,7 +240,8 @@ def train(
     synthetic_others: Optional[float] = typer.Option(None, min=0.0, help="The offline corpus's words that are "
                                                      "not keywords (built on first use), as this share of the "
                                                      "keyword clips each epoch, taught as _unknown_: many more "
-                                                     "untaught words rejected, fewer keywords found."),
+                                                     "untaught words rejected, fewer keywords found (fewer lost "
+                                                     "with --unknown-weight 0.5)."),
     source_balance: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Sources joined with +: 0 shows "
                                                    "each row once an epoch, 1 an equal share of each source."),
     per_word: Optional[int] = typer.Option(None, min=10, help="Clips per word when the synth corpus is built."),

@@ -222,7 +222,7 @@ def other_words_hint(splits: Splits, recipe: Recipe) -> str | None:
         return None
     return (f"only {len(others)} other word{'s' if len(others) > 1 else ''} ({', '.join(others)}) taught as "
             "_unknown_: words it never heard will mostly be taken for keywords; --synthetic-others 0.5 "
-            "also teaches the offline corpus's other words")
+            "--unknown-weight 0.5 also teaches the offline corpus's other words")
 
 
 def _calibrate(run_dir: Path, splits: Splits, recipe: Recipe, seed: int, say: Callable[[str], None]) -> dict | None:

@@ -147,7 +147,7 @@ def test_each_kind_of_folder_gets_its_own_recipe(tmp_path, small_corpus):
 def test_a_real_folder_with_few_other_words_is_told_how_to_teach_more(tmp_path, small_corpus):
     real = load(_folder(tmp_path / "real", ["yes", "no", "bed", "cat"], level=0.05), words=["yes", "no"])
     hint = other_words_hint(real, RECIPES["speech-commands"])
-    assert hint and "2 other words (bed, cat)" in hint and "--synthetic-others" in hint
+    assert hint and "2 other words (bed, cat)" in hint and "--synthetic-others 0.5 --unknown-weight 0.5" in hint
     assert other_words_hint(real, replace(RECIPES["speech-commands"], synthetic_others=0.5)) is None
     many = [f"word{i:02d}" for i in range(FEW_OTHER_WORDS)]
     plenty = load(_folder(tmp_path / "plenty", ["yes", *many], level=0.05, per_word=3), words=["yes"])
