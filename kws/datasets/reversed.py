@@ -13,7 +13,6 @@ import torch
 from . import Splits
 
 
-
 def add_reversed(splits: Splits, share: float, seed: int = 0) -> Splits:
     """`splits` with new training rows: `share` of the keyword clips (drawn at random), reversed in
     time, as `_unknown_` rows of the clip's source. `splits` must have `_unknown_` (the trainer
