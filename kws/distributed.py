@@ -37,10 +37,16 @@ def setup(device: str) -> None:
     """Join the process group torchrun prepared: nccl between GPUs, gloo on CPUs."""
     if world_size() <= 1 or dist.is_initialized():
         return
-    cuda = device != "cpu" and torch.cuda.is_available()
-    if cuda:
+    name = backend(device)
+    if "nccl" in name:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group("nccl" if cuda else "gloo")
+    dist.init_process_group(name)
+
+
+def backend(device: str) -> str:
+    """The process group's engines: nccl for the gradients on GPUs, and gloo beside it for the few
+    CPU tensors the ranks agree on (a stop flag, an epoch's sums), which nccl cannot carry."""
+    return "cpu:gloo,cuda:nccl" if device != "cpu" and torch.cuda.is_available() else "gloo"
 
 
 def local_device(device: torch.device) -> torch.device:
