@@ -158,7 +158,10 @@ class WaveAugment:
 
 
 class SpecAugment:
-    """Zero (the normalised mean) random time and frequency stripes of (batch, 1, bands, frames)."""
+    """Zero (the normalised mean) random time and frequency stripes of (batch, 1, bands, frames).
+
+    It draws on the CPU generator, so a seed gives the same stripes on any device, and applies them
+    where the image is (a GPU's, in training there)."""
 
     def __init__(self, config: AugmentConfig, generator: torch.Generator) -> None:
         self.config = config
@@ -174,7 +177,7 @@ class SpecAugment:
             keep &= ~((pos >= start) & (pos < start + w))
         shape = [n, 1, 1, 1]
         shape[dim] = size
-        return image * keep.view(shape).to(image.dtype)
+        return image * keep.view(shape).to(image.device, image.dtype)
 
     def _warp(self, image: torch.Tensor) -> torch.Tensor:
         """Stretch or squeeze the mel axis (anchored at the lowest band): a longer or shorter vocal tract."""
@@ -182,7 +185,8 @@ class SpecAugment:
         factor = 1 + (2 * torch.rand(n, generator=self.generator) - 1) * self.config.warp
         src = (torch.arange(bands).unsqueeze(0) / factor.unsqueeze(1)).clamp(0, bands - 1)
         lo = src.floor().long().clamp(0, bands - 2)
-        frac = (src - lo).unsqueeze(1).unsqueeze(3)
+        frac = (src - lo).unsqueeze(1).unsqueeze(3).to(image.device)
+        lo = lo.to(image.device)
         take = lambda idx: torch.gather(image, 2, idx.view(n, 1, bands, 1).expand(n, 1, bands, frames))
         return take(lo) * (1 - frac) + take(lo + 1) * frac
 

@@ -122,7 +122,7 @@ def test_training_on_a_small_corpus_feeds_augmented_clips_with_their_own_labels(
     class RecordingLoss(torch.nn.CrossEntropyLoss):
         def forward(self, logits, target):
             if torch.is_grad_enabled():  # training steps, not the validation pass
-                targets.append(target.clone())
+                targets.append(target.cpu())  # (from wherever training ran, beside the CPU's clips)
             return super().forward(logits, target)
 
     monkeypatch.setattr(torch.nn, "CrossEntropyLoss", RecordingLoss)
