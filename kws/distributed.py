@@ -34,7 +34,7 @@ def active() -> bool:
 
 
 def setup(device: str) -> None:
-    """Join the process group torchrun prepared: nccl between GPUs, gloo on CPUs."""
+    """Join the process group torchrun prepared, on the engines `backend` names."""
     if world_size() <= 1 or dist.is_initialized():
         return
     name = backend(device)

@@ -45,7 +45,7 @@ def test_each_member_learns_as_if_trained_alone(tmp_path):
         torch.manual_seed(0)  # member 0 draws the same initial weights either way
         model = new_classifier(PixelScale(), splits.labels, members=members)
         start = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
-        # (on the CPU, where `start` is, whatever the machine has: the rounding above is the CPU's)
+        # (on the CPU, whatever the machine has: `start` is there, and the rounding above is the CPU's)
         fit(model, splits, TrainConfig(epochs=1, lr=3e-3, device="cpu"), tmp_path / str(members),
             generator=torch.Generator().manual_seed(0), progress=False)
         runs[members] = model, start

@@ -39,7 +39,7 @@ def test_a_class_weight_scales_that_class_in_the_training_loss(tmp_path):
     for name, weights in (("plain", {}), ("no threes", {"3": 0.0})):
         torch.manual_seed(0)
         model = new_classifier(PixelScale(), splits.labels)
-        fit(model, splits, TrainConfig(epochs=3, class_weights=weights, device="cpu"), tmp_path / name,  # (beside x)
+        fit(model, splits, TrainConfig(epochs=3, class_weights=weights, device="cpu"), tmp_path / name,  # (where x is)
             generator=torch.Generator().manual_seed(0), progress=False)
         model.eval()
         with torch.no_grad():
