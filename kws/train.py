@@ -149,6 +149,8 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
                 raise UserError(f"--{f.replace('_', '-')}: {splits.name} has no {UNKNOWN} class")
     say(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
     say(recipe.line())
+    where = pick_device(device)
+    say(device_line(where, autocast_dtype(recipe.precision, where)))
     hint = other_words_hint(splits, recipe)
     if hint:
         say(hint)
@@ -239,6 +241,12 @@ def _calibrate(run_dir: Path, splits: Splits, recipe: Recipe, seed: int, say: Ca
             f"{calibration['fa_per_hour']:.1f} false accepts/hour on {calibration['minutes']:g} min of validation "
             f"stream (target {calibration['target_fa_per_hour']:g}/hour)")
     return calibration
+
+
+def device_line(device: torch.device, dtype: torch.dtype | None) -> str:
+    """Where the training steps run and in what precision (`auto` resolved), as training prints it."""
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"the CPU ({torch.get_num_threads()} threads)"
+    return f"training on {where} in {str(dtype or torch.float32).removeprefix('torch.')}"
 
 
 def pick_device(name: str) -> torch.device:

@@ -22,9 +22,12 @@ def test_the_gpu_trains_as_the_cpu_does_and_its_model_classifies_without_one(sma
     args = ["train", "--dataset", small_corpus, "--words", "yes,no,stop", "--epochs", "5", "--seed", "0",
             "--recipe", "speech-commands", "--members", "1", "--label-smoothing", "0", "--spliced-words", "0",
             "--calibration-minutes", "10"]
+    said = {}
     for device in ("cuda", "cpu"):
         r = kws(*args, "--device", device, "--out", tmp_path / device)
         assert r.returncode == 0, r.stderr
+        said[device] = r.stderr
+    assert f"training on {torch.cuda.get_device_name()} in " in said["cuda"] and "training on the CPU (" in said["cpu"]
     gpu, cpu = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("cuda", "cpu"))
     # `precision="auto"`: bfloat16 where the GPU computes it
     assert gpu["autocast"] == ("bfloat16" if torch.cuda.is_bf16_supported() else None)

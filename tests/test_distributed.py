@@ -21,6 +21,7 @@ def test_two_processes_train_one_model(small_corpus, tmp_path):
             "--calibration-minutes", "0"]
     single = kws(*args, "--out", tmp_path / "single")
     assert single.returncode == 0, single.stderr
+    assert "training on the CPU (" in single.stderr  # (where it trains, said before it does)
     r = subprocess.run([sys.executable, *TORCHRUN, *args, "--out", str(tmp_path / "ddp")],
                        capture_output=True, text=True, cwd=REPO, timeout=600,
                        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
