@@ -112,6 +112,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
 
     if resume and out is None:
         raise UserError("--resume needs --out RUN_DIR, the run to continue")
+    where = pick_device(device)  # (a wrong --device says so before the data loads, not after)
     distributed.setup(device)  # under torchrun: join the other ranks (a no-op otherwise)
     main = distributed.is_main()
     say = log if (log and main) else (lambda line: None)
@@ -149,7 +150,6 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
                 raise UserError(f"--{f.replace('_', '-')}: {splits.name} has no {UNKNOWN} class")
     say(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
     say(recipe.line())
-    where = pick_device(device)
     say(device_line(where, autocast_dtype(recipe.precision, where)))
     hint = other_words_hint(splits, recipe)
     if hint:

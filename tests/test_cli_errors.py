@@ -114,3 +114,10 @@ def test_without_pico_the_corpus_is_espeak_only_and_asking_for_it_is_one_line(tm
     assert r.returncode == 0, r.stderr
     assert "SVOX Pico is not installed" in r.stderr
     assert not list((tmp_path / "c").glob("*/pico*.wav")) and len(list((tmp_path / "c").glob("yes/*.wav"))) == 10
+
+
+def test_an_unknown_training_device_is_refused_before_the_data_loads(tmp_path):
+    r = kws("train", "--dataset", "digits", "--device", "tpu", "--epochs", "1", "--out", tmp_path / "run")
+    # one line and nothing else: not the data's summary line, which loading would have printed first
+    assert r.returncode == 2 and "--device tpu: use auto, cpu or cuda" in _one_line(r)
+    assert not (tmp_path / "run").exists()
