@@ -203,7 +203,8 @@ def train(
     words: Optional[str] = typer.Option(None, help="Your own keywords, e.g. yes,no,stop (+ silence, unknown)."),
     seed: int = typer.Option(0, help="Seeds shuffling, augmentation and initial weights."),
     out: Optional[Path] = typer.Option(None, help="Run folder [default: runs/<dataset>-<model>-<time>]."),
-    device: str = typer.Option("auto", help="Where the training steps run: auto (an NVIDIA GPU if torch sees one), cpu or cuda."),
+    device: str = typer.Option("auto", help="Where the training steps run: auto (an NVIDIA GPU if torch "
+                               "sees one), cpu or cuda."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     data_dir: Optional[Path] = DataDir,
     # Each option below changes one field of the recipe; unset, the recipe decides.
