@@ -70,35 +70,50 @@ def test_explain_and_spectrogram_errors_are_one_line(trained_run, digits_run, tm
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
-def _quiet_second(word: np.ndarray, start: int) -> torch.Tensor:
-    x = 0.001 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
-    x[start:start + len(word)] += word
-    return torch.from_numpy(x)[None]
+def _tone_bursts(rng: np.random.Generator, freq: float, starts) -> torch.Tensor:
+    """Quiet seconds (int16), each with a quarter-second tone burst at its start (none at 0 Hz)."""
+    t = np.arange(4000) / 16000
+    x = 0.01 * rng.standard_normal((len(starts), 16000))
+    for row, start in zip(x, starts):
+        row[start:start + 4000] += 0.3 * np.sin(2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi))
+    return torch.from_numpy((x * 32767).astype(np.int16))
 
 
-def test_grad_cam_follows_the_word_in_time(small_corpus, trained_run):
-    """The same word placed in the first, then in the second half of a quiet second: the heat's
-    share in the first half must fall when the word moves out of it.
+def test_grad_cam_follows_the_evidence_in_time(tmp_path):
+    """A burst of a low or a high tone anywhere in a quiet second, or none: the only evidence for a
+    tone's class is its burst, so the heat's share in the first half must fall when the burst moves
+    from the first half to the second. Heat that ignores time scores 0; heat read backwards, below.
 
-    Averaged over twelve clips, and as a difference of the two placements, so that a model's own
-    leaning to one side cancels. Heat that ignores time scores 0. The fixture models I measured
-    scored 0.70 (the word's half held 0.84-0.87 of the heat); single clips of a short "no" move
-    little either way, so no clip is checked alone. (Fixture models trained with unknown words as
-    classes scored 0.10-0.36 in four builds: their heat spreads more, see conftest.)"""
-    model, _ = load_model(trained_run / "model.pt")
+    A model trained here on that task, not a fixture model on words: how a word model spreads its
+    heat depends on the build of its corpus, which a test of Grad-CAM cannot tell from a broken
+    Grad-CAM. (Over seeds 0-7 a tone's shift was 0.47-1.0, but at one seed in eight one tone got no
+    heat at all: all of its gradient-weighted maps were negative, a known limit of Grad-CAM.)"""
+    from kws.datasets import Splits
+    from kws.features import LogMel
+    from kws.model import new_classifier
+    from kws.train import TrainConfig, fit
+
+    rng = np.random.default_rng(0)
+    tones = {"low": 500.0, "high": 2500.0}
+    labels = ["_silence_", *tones]
+    x = torch.cat([_tone_bursts(rng, 0.0, [0] * 200)] +
+                  [_tone_bursts(rng, f, rng.integers(0, 12000, 200)) for f in tones.values()])
+    y = torch.arange(len(labels)).repeat_interleave(200)
+    splits = Splits("tones", "audio", labels, (x, y), (x[::10], y[::10]), (x[::10], y[::10]))
+    torch.manual_seed(0)
+    model = new_classifier(LogMel(), labels)
+    metrics = fit(model, splits, TrainConfig(epochs=3, lr=3e-3, device="cpu"), tmp_path / "run",
+                  generator=torch.Generator().manual_seed(0), progress=False)
+    assert metrics["val_accuracy"] == 1.0  # (the task is easy: a model that misses it explains nothing)
     shifts = []
-    for word in ("yes", "no", "stop"):
-        for path in _held_out(small_corpus, word, 4):
-            clip, _ = sf.read(path, dtype="float32")
-            loud = np.flatnonzero(np.abs(clip) > 0.05 * np.abs(clip).max())
-            spoken = clip[loud[0]:loud[-1] + 1][:7600]
-            spoken = 0.3 * spoken / np.abs(spoken).max()
-            first_half = []
-            for start in (7600 - len(spoken), 8400):  # ending just before the middle; starting just after
-                heat, _ = grad_cam(model, _quiet_second(spoken, start), model.labels.index(word))
-                first_half.append(float(heat[:, :heat.shape[1] // 2].sum() / heat.sum()))
-            shifts.append(first_half[0] - first_half[1])
-    assert np.mean(shifts) > 0.2, np.round(shifts, 2)
+    for label, freq in tones.items():
+        first_half = []
+        for start in (2000, 10000):  # wholly in the first half; wholly in the second
+            clip = _tone_bursts(np.random.default_rng(1), freq, [start])
+            heat, _ = grad_cam(model, clip, labels.index(label))
+            first_half.append(float(heat[:, :heat.shape[1] // 2].sum() / heat.sum()))
+        shifts.append(first_half[0] - first_half[1])
+    assert min(shifts) > 0.3, np.round(shifts, 2)
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
