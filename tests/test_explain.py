@@ -9,8 +9,12 @@ import torch
 from PIL import Image
 
 from kws.checkpoint import load_model
+from kws.datasets import Splits
 from kws.datasets.images import read_idx
 from kws.explain import grad_cam
+from kws.features import LogMel
+from kws.model import new_classifier
+from kws.train import TrainConfig, fit
 
 from .conftest import SHARED, kws
 
@@ -88,11 +92,6 @@ def test_grad_cam_follows_the_evidence_in_time(tmp_path):
     heat depends on the build of its corpus, which a test of Grad-CAM cannot tell from a broken
     Grad-CAM. (Over seeds 0-7 a tone's shift was 0.47-1.0, but at one seed in eight one tone got no
     heat at all: all of its gradient-weighted maps were negative, a known limit of Grad-CAM.)"""
-    from kws.datasets import Splits
-    from kws.features import LogMel
-    from kws.model import new_classifier
-    from kws.train import TrainConfig, fit
-
     rng = np.random.default_rng(0)
     tones = {"low": 500.0, "high": 2500.0}
     labels = ["_silence_", *tones]
