@@ -37,10 +37,6 @@ class AugmentConfig:
     band_limit: float = 0.0  # share of clips low-passed at a random 2.5-7 kHz and high-passed below 300 Hz
     reverb: float = 0.0  # share of clips convolved with a synthetic room (RT60 0.1-0.7 s)
     warp: float = 0.0  # vocal-tract-length warp of the mel axis by a factor in 1 ± warp, e.g. 0.12
-    # Share of clips that get another recording's floor (its hiss and hum between words, from
-    # `room_tone`) added at its own level: a synthesiser's digital silence otherwise tells its
-    # clips from recorded ones.
-    room_tone: float = 0.0
 
 
 # Named settings for a recipe's `augment` (`kws train --augment`). "acoustic" adds what a synthesiser
@@ -64,33 +60,12 @@ def speech_rms(x: torch.Tensor, frame: int = SAMPLE_RATE // 100, floor_db: float
     return ((energy * inside).sum(1) / inside.sum(1).clamp_min(1)).sqrt()
 
 
-def room_tone(clips: torch.Tensor, frame: int = SAMPLE_RATE // 40, share: float = 0.15,
-              floor_db: float = -100.0, block: int = 1024) -> torch.Tensor | None:
-    """The quietest `share` of each recording's 25-ms frames, end to end as one float track: what
-    its microphone and room add when nobody speaks. Clips whose quiet frames are digital silence
-    (a synthesiser's, zero padding) give none; None if no clip has a floor."""
-    parts = []
-    for rows in clips.split(block):  # a block at a time: the float copy of every clip is large
-        x = rows.float() / 32768.0 if not rows.is_floating_point() else rows.float()
-        n, length = x.shape
-        frames = x[:, : length // frame * frame].reshape(n, -1, frame)
-        k = max(1, round(share * frames.shape[1]))
-        quiet = frames.pow(2).mean(2).topk(k, dim=1, largest=False).indices.sort(dim=1).values
-        picked = torch.gather(frames, 1, quiet.unsqueeze(2).expand(-1, -1, frame))  # (n, k, frame)
-        has_floor = picked.pow(2).mean((1, 2)).sqrt() > 10 ** (floor_db / 20)
-        parts.append(picked[has_floor].reshape(-1))
-    track = torch.cat(parts) if parts else torch.zeros(0)
-    return track if len(track) > SAMPLE_RATE else None
-
-
 class WaveAugment:
     """int16 (batch, samples) → float (batch, samples) in [-1, 1], shifted and noised."""
 
-    def __init__(self, config: AugmentConfig, noise: torch.Tensor | None, generator: torch.Generator,
-                 room: torch.Tensor | None = None) -> None:
+    def __init__(self, config: AugmentConfig, noise: torch.Tensor | None, generator: torch.Generator) -> None:
         self.config = config
         self.noise = noise if noise is not None and len(noise) > SAMPLE_RATE else None
-        self.room = room if room is not None and len(room) > SAMPLE_RATE else None
         self.generator = generator
 
     def _uniform(self, n: int, low: float, high: float) -> torch.Tensor:
@@ -126,10 +101,6 @@ class WaveAugment:
                 gain = self._uniform(n, 0.0, c.noise_volume)
             gain = gain * (torch.rand(n, generator=self.generator) < c.noise_prob)
             x = (x + gain.unsqueeze(1) * cuts).clamp(-1.0, 1.0)
-        if self.room is not None and c.room_tone > 0:
-            starts = torch.randint(0, len(self.room) - length, (n,), generator=self.generator)
-            on = torch.rand(n, 1, generator=self.generator) < c.room_tone
-            x = (x + on * self.room.unfold(0, length, 1)[starts]).clamp(-1.0, 1.0)
         return x
 
     def _speed(self, x: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:

@@ -99,7 +99,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     """
     from datetime import datetime
 
-    from .augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment, room_tone
+    from .augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment
     from .datasets import build_synth, load_dataset, synth
     from .datasets.others import add_others
     from .datasets.reversed import add_reversed
@@ -170,8 +170,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     if splits.kind == "audio":
         masks = {"time_masks": 2, "freq_masks": 2} if recipe.spec_augment else {}
         aug = AugmentConfig(**{**AUGMENT_RECIPES[recipe.augment], **dict(recipe.augment_set), **masks})
-        room = room_tone(splits.train[0]) if aug.room_tone > 0 else None
-        augment = WaveAugment(aug, splits.noise, generator, room)
+        augment = WaveAugment(aug, splits.noise, generator)
         spec = SpecAugment(aug, generator)
         features_augment = spec if spec.active else None
         frontend = LogMel(LogMelConfig(norm=recipe.norm, **dict(recipe.frontend_set)))

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from kws.augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment, room_tone, speech_rms
+from kws.augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment, speech_rms
 from kws.datasets import speech_commands
 from kws.datasets.synth import SynthConfig, build
 from kws.features import LogMel
@@ -91,28 +91,6 @@ def test_noise_by_signal_to_noise_ratio_sits_that_far_below_the_word_whatever_it
     # The raw-gain default leaves the quiet speaker buried: its noise is not scaled to it.
     plain = WaveAugment(AugmentConfig(shift_ms=0, noise_prob=1.0), noise, torch.Generator().manual_seed(1))(clips)
     assert (plain - clips)[1].pow(2).mean() > 10 * added[1].pow(2).mean()
-
-
-def test_room_tone_is_the_recordings_quiet_frames_added_at_their_own_level():
-    g = torch.Generator().manual_seed(0)
-    hiss = torch.randn(8, 16000, generator=g) * 0.001  # a recording's floor
-    recorded = hiss + _word(8)
-    synthetic = _word(8)  # a synthesiser's word in digital silence
-    track = room_tone((torch.cat([recorded, synthetic]) * 32767).short())
-    # Only the recordings give frames (the synthetic rows' quiet frames are zero), and only quiet ones:
-    # the track is as loud as the hiss, far below the word.
-    assert len(track) == 8 * 6 * 400
-    assert abs(float(track.pow(2).mean().sqrt()) - 0.001) < 0.0002
-    assert room_tone((synthetic * 32767).short()) is None
-    # Added to every clip at the track's own level: the synthetic word's silence is no longer silent.
-    out = WaveAugment(replace(OFF, room_tone=1.0), None, g, track)(synthetic)
-    floor = (out - synthetic)[:, :5000].pow(2).mean(1).sqrt()
-    assert ((floor > 0.0007) & (floor < 0.0013)).all()
-    # To a share of them, and to none with the share at zero.
-    some = WaveAugment(replace(OFF, room_tone=0.5), None, torch.Generator().manual_seed(1), track)(_word(64))
-    changed = (some - _word(64)).abs().amax(1) > 0
-    assert 10 < int(changed.sum()) < 54
-    assert torch.equal(WaveAugment(OFF, None, g, track)(synthetic), synthetic)
 
 
 def test_vocal_tract_warp_moves_the_mel_image_along_frequency_only():
