@@ -331,22 +331,12 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                         x, y = x_train[idx], y_train[idx]
                         if augment is not None:
                             x = augment(x)
-                        x, y = x.to(device), y.to(device)
-                        # (members, batch, classes): each member of an ensemble learns from its own
-                        # loss, as if trained alone; a single net is an ensemble of one.
-                        with mixed(device, dtype):
-                            logits = trainer(x, augment_features=augment_features, per_member=True)
-                        logits = logits.float()  # (the loss and the running figures in float32)
-                        if mask is not None:
-                            logits = logits + mask[splits.source_of["train"][idx]]  # (each row: its source's)
-                        loss = loss_fn(logits.flatten(0, 1), y.repeat(len(logits)))
-                        optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                        optimizer.step()
+                        penalty = None if mask is None else mask[splits.source_of["train"][idx]]  # each row's source's
+                        loss, right = _step(model, trainer, optimizer, loss_fn, x.to(device), y.to(device),
+                                            dtype, augment_features, penalty)
                         sums = state["sums"]
-                        sums[0] += loss.item() * len(y)
-                        votes = logits.softmax(-1).mean(0) @ model.pool  # (batch, labels)
-                        sums[1] += int((votes.argmax(1) == label_of[y]).sum())
+                        sums[0] += loss * len(y)
+                        sums[1] += right
                         sums[2] += len(y)
                     schedule.step()
                     state["step"] += 1
@@ -395,6 +385,25 @@ def fit(model: Classifier, splits: Splits, config: TrainConfig, run_dir: Path, *
                "history": state["history"], "test_report": test, **_plain(info)}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _step(model: Classifier, trainer: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
+          x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None, augment_features: Transform | None,
+          penalty: torch.Tensor | None) -> tuple[float, int]:
+    """One optimiser step on a batch: its mean loss, and how many rows the members' vote got right."""
+    # (members, batch, classes): each member of an ensemble learns from its own loss, as if trained
+    # alone; a single net is an ensemble of one.
+    with mixed(x.device, dtype):
+        logits = trainer(x, augment_features=augment_features, per_member=True)
+    logits = logits.float()  # (the loss and the running figures in float32)
+    if penalty is not None:
+        logits = logits + penalty
+    loss = loss_fn(logits.flatten(0, 1), y.repeat(len(logits)))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    votes = logits.softmax(-1).mean(0) @ model.pool  # (batch, labels)
+    return loss.item(), int((votes.argmax(1) == model.label_of[y]).sum())
 
 
 def _class_weights(weights: dict[str, float], labels: list[str], device: torch.device) -> torch.Tensor | None:
