@@ -11,7 +11,8 @@ single process would. Only rank 0 writes checkpoints, logs and pictures.
 from __future__ import annotations
 
 import os
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
@@ -59,6 +60,17 @@ def local_device(device: torch.device) -> torch.device:
 def barrier() -> None:
     if active():
         dist.barrier()
+
+
+@contextmanager
+def main_first() -> Iterator[None]:
+    """Rank 0 runs the block first (a download, a corpus build), then the other ranks run it and
+    find its work done on disk; in one process, just the block."""
+    if not is_main():
+        barrier()
+    yield
+    if is_main():
+        barrier()
 
 
 def broadcast(value: Any) -> Any:

@@ -100,10 +100,7 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     from datetime import datetime
 
     from .augment import AUGMENT_RECIPES, AugmentConfig, SpecAugment, WaveAugment
-    from .datasets import build_synth, load_dataset, synth
-    from .datasets.others import add_others
-    from .datasets.reversed import add_reversed
-    from .datasets.spliced import add_spliced
+    from .datasets import load_dataset
     from .datasets.speech_commands import UNKNOWN
     from .features import LogMel, LogMelConfig, PixelScale
     from .model import new_classifier
@@ -116,53 +113,20 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     distributed.setup(device)  # under torchrun: join the other ranks (a no-op otherwise)
     main = distributed.is_main()
     say = log if (log and main) else (lambda line: None)
-    if not main:  # rank 0 downloads or builds the data first; the others then read it
-        distributed.barrier()
     if isinstance(dataset, Splits):
         splits, dataset = dataset, dataset.name
     else:
-        splits = load_dataset(dataset, data_dir, task=task, words=words, seed=seed, per_word=recipe.per_word,
-                              unknown_words=recipe.unknown_words, unknown_each_epoch=recipe.unknown_each_epoch,
-                              balance=recipe.source_balance, near_misses=recipe.near_misses if words else 0,
-                              train_unknown_percent=recipe.unknown_percent,
-                              progress=progress and main)
-    if main:
-        distributed.barrier()
-    other_words_taught = splits.kind == "audio" and UNKNOWN in splits.labels  # rows below may join `_unknown_`
-    if recipe.reversed_words and other_words_taught:
-        splits = add_reversed(splits, recipe.reversed_words, seed)
-    if recipe.spliced_words and other_words_taught:
-        splits = add_spliced(splits, recipe.spliced_words, seed)
-    if recipe.synthetic_others and other_words_taught:
-        config = synth.SynthConfig(per_word=recipe.per_word, others_share=1.0)  # (these words are what it teaches)
-        if not main:  # (rank 0 builds the corpus first, as above)
-            distributed.barrier()
-        splits = add_others(splits, recipe.synthetic_others,
-                            lambda: build_synth(synth.default_root(data_dir, config), config, progress and main),
-                            withhold)
-        if main:
-            distributed.barrier()
-    if UNKNOWN not in splits.labels:  # asked for by a flag, not by the recipe (every rank stops alike)
-        named = RECIPES.get(recipe.name, recipe)
-        for f in ("unknown_weight", "unknown_percent", "unknown_words", "unknown_each_epoch", "reversed_words",
-                  "spliced_words", "synthetic_others"):
-            if getattr(recipe, f) != getattr(named, f):
-                raise UserError(f"--{f.replace('_', '-')}: {splits.name} has no {UNKNOWN} class")
+        with distributed.main_first():  # rank 0 downloads or builds the data; the others then read it
+            splits = load_dataset(dataset, data_dir, task=task, words=words, seed=seed, per_word=recipe.per_word,
+                                  unknown_words=recipe.unknown_words, unknown_each_epoch=recipe.unknown_each_epoch,
+                                  balance=recipe.source_balance, near_misses=recipe.near_misses if words else 0,
+                                  train_unknown_percent=recipe.unknown_percent, progress=progress and main)
+    splits = _with_other_words(splits, recipe, data_dir, seed, withhold, progress and main)
     say(splits.summary() + (f" · {distributed.world_size()} processes" if distributed.active() else ""))
     say(recipe.line())
     say(device_line(where, autocast_dtype(recipe.precision, where)))
-    hint = other_words_hint(splits, recipe)
-    if hint:
-        say(hint)
-    for kind, made in (("reversed", "reversed"), ("spliced", "spliced into other words")):
-        if splits.info.get(kind):
-            say(f"keywords {made} and taught as _unknown_: {splits.info[kind]:,} rows")
-    if splits.info.get("synthetic_others"):
-        o = splits.info["synthetic_others"]
-        say(f"synthetic other words taught as _unknown_: {o['per_epoch']:,} an epoch of {o['clips']:,} clips "
-            f"of {o['words']} words")
-    for word, misses in splits.info.get("near_misses", {}).items():
-        say(f"{word}: near misses taught as _unknown_: {', '.join(misses)}")
+    for line in _other_words_lines(splits, recipe):
+        say(line)
     run_dir = distributed.broadcast(out or runs_dir() / f"{Path(dataset).name}-{recipe.preset}-{datetime.now():%Y%m%d-%H%M%S}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -208,6 +172,53 @@ def run(dataset: str | Splits, recipe: Recipe, out: Path | None = None, *, data_
     confusion_png(metrics["test_report"]["confusion"], splits.labels, run_dir / "confusion.png",
                   f"Test set · accuracy {metrics['test_accuracy']:.3f}")
     return {**metrics, "run_dir": str(run_dir)}
+
+
+def _with_other_words(splits: Splits, recipe: Recipe, data_dir: Path, seed: int, withhold: Sequence[str],
+                      progress: bool) -> Splits:
+    """The splits with the `_unknown_` rows the recipe makes beside the dataset's own other words:
+    keywords reversed, keywords spliced, the offline corpus's other words. A recipe field changed
+    by a flag for a dataset without `_unknown_` is refused (on every rank alike)."""
+    from .datasets import build_synth, synth
+    from .datasets.others import add_others
+    from .datasets.reversed import add_reversed
+    from .datasets.spliced import add_spliced
+    from .datasets.speech_commands import UNKNOWN
+
+    if UNKNOWN not in splits.labels:
+        named = RECIPES.get(recipe.name, recipe)
+        for f in ("unknown_weight", "unknown_percent", "unknown_words", "unknown_each_epoch", "reversed_words",
+                  "spliced_words", "synthetic_others"):
+            if getattr(recipe, f) != getattr(named, f):
+                raise UserError(f"--{f.replace('_', '-')}: {splits.name} has no {UNKNOWN} class")
+        return splits
+    if splits.kind != "audio":
+        return splits
+    if recipe.reversed_words:
+        splits = add_reversed(splits, recipe.reversed_words, seed)
+    if recipe.spliced_words:
+        splits = add_spliced(splits, recipe.spliced_words, seed)
+    if recipe.synthetic_others:
+        config = synth.SynthConfig(per_word=recipe.per_word, others_share=1.0)  # (these words are what it teaches)
+        with distributed.main_first():  # (rank 0 builds the corpus)
+            splits = add_others(splits, recipe.synthetic_others,
+                                lambda: build_synth(synth.default_root(data_dir, config), config, progress), withhold)
+    return splits
+
+
+def _other_words_lines(splits: Splits, recipe: Recipe) -> list[str]:
+    """What training says about the other words it teaches, or should."""
+    lines = [hint] if (hint := other_words_hint(splits, recipe)) else []
+    for kind, made in (("reversed", "reversed"), ("spliced", "spliced into other words")):
+        if splits.info.get(kind):
+            lines.append(f"keywords {made} and taught as _unknown_: {splits.info[kind]:,} rows")
+    if splits.info.get("synthetic_others"):
+        o = splits.info["synthetic_others"]
+        lines.append(f"synthetic other words taught as _unknown_: {o['per_epoch']:,} an epoch of {o['clips']:,} "
+                     f"clips of {o['words']} words")
+    for word, misses in splits.info.get("near_misses", {}).items():
+        lines.append(f"{word}: near misses taught as _unknown_: {', '.join(misses)}")
+    return lines
 
 
 # Below this many other words, a real corpus leaves most words it never taught taken for keywords
