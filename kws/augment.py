@@ -148,6 +148,8 @@ class WaveAugment:
         rir = tail / tail.norm(dim=1, keepdim=True).clamp_min(1e-9) / direct_to_reverb
         rir[:, 0] = 1.0
         on = (torch.rand(n, generator=self.generator) < self.config.reverb).nonzero().squeeze(1)
+        if len(on) == 0:  # (a small batch, an epoch's last, may draw no room; the FFT refuses no rows)
+            return x
         size = length + taps  # convolve only the clips that get a room
         dry = x[on]
         wet = torch.fft.irfft(torch.fft.rfft(dry, size, dim=1) * torch.fft.rfft(rir[on], size, dim=1), size, dim=1)
