@@ -65,6 +65,10 @@ def test_the_ranks_agree_on_cpu_figures_over_the_gpu_process_group(monkeypatch):
         assert distributed.any_across(True) and not distributed.any_across(False)
         assert distributed.broadcast("runs/x") == "runs/x"
         distributed.barrier()
+        ran = []
+        with distributed.main_first():  # (rank 0's turn, then the barrier the others wait at)
+            ran.append(distributed.rank())
+        assert ran == [0]
         grads = torch.ones(4, device="cuda")
         dist.all_reduce(grads)  # (what DistributedDataParallel does with the gradients: on the GPU)
         assert grads.tolist() == [1.0] * 4
