@@ -208,7 +208,7 @@ def _with_other_words(splits: Splits, recipe: Recipe, data_dir: Path, seed: int,
 
 def _other_words_lines(splits: Splits, recipe: Recipe) -> list[str]:
     """What training says about the other words it teaches, or should."""
-    lines = [hint] if (hint := other_words_hint(splits, recipe)) else []
+    lines = [hint for hint in (other_words_hint(splits, recipe), some_sources_hint(splits)) if hint]
     for kind, made in (("reversed", "reversed"), ("spliced", "spliced into other words")):
         if splits.info.get(kind):
             lines.append(f"keywords {made} and taught as _unknown_: {splits.info[kind]:,} rows")
@@ -236,6 +236,22 @@ def other_words_hint(splits: Splits, recipe: Recipe) -> str | None:
     return (f"only {len(others)} other word{'s' if len(others) > 1 else ''} ({', '.join(others)}) taught as "
             "_unknown_: words it never heard will mostly be taken for keywords; --synthetic-others 0.5 "
             "--unknown-weight 0.5 also teaches the offline corpus's other words")
+
+
+def some_sources_hint(splits: Splits) -> str | None:
+    """A line for joined sources when some keywords come from only some of them: such a word is heard
+    less well in the voices of a source without it (docs/real-speech-commands.md), and the remedy
+    is recordings of it."""
+    lacking = splits.keywords_some_sources_lack()
+    if not lacking:
+        return None
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for word, sources in lacking.items():
+        groups.setdefault(tuple(sources), []).append(word)
+    which = "; ".join(f"{', '.join(words)} ({' and '.join(sources)})" for sources, words in groups.items())
+    return (f"keywords with clips from only some sources: {which}. In the other sources' voices a model finds "
+            "such a word less often; recordings of it in such voices (a folder of word-named subfolders, "
+            "joined with +) teach it")
 
 
 def _calibrate(run_dir: Path, splits: Splits, recipe: Recipe, seed: int, say: Callable[[str], None]) -> dict | None:

@@ -95,6 +95,21 @@ class Splits:
         names = self.classes or self.labels
         return torch.tensor([name.split("/")[0] not in NON_KEYWORDS for name in names], dtype=torch.bool)[self.train[1]]
 
+    def keywords_some_sources_lack(self) -> dict[str, list[str]]:
+        """Joined sources: each keyword that some source has no training clips of, with the sources
+        that have it (in label order); {} for one source."""
+        if self.source_of is None:
+            return {}
+        from .speech_commands import NON_KEYWORDS
+
+        names = self.classes or self.labels
+        pairs = torch.stack([self.train[1], self.source_of["train"]], 1).unique(dim=0).tolist()
+        have: dict[str, set[int]] = {}
+        for c, source in pairs:
+            have.setdefault(names[c].split("/")[0], set()).add(source)
+        return {word: [self.sources[s] for s in sorted(have[word])] for word in self.labels
+                if word not in NON_KEYWORDS and len(have.get(word, ())) < len(self.sources)}
+
     def with_unknown_rows(self, clips: torch.Tensor, rows: torch.Tensor, kind: str) -> "Splits":
         """These splits with `clips` added to training as `_unknown_` (where other words are classes,
         as a class of their own, `_unknown_/KIND`), each in the source of the training row in `rows`
