@@ -207,7 +207,8 @@ def _with_other_words(splits: Splits, recipe: Recipe, data_dir: Path, seed: int,
 
 
 def _other_words_lines(splits: Splits, recipe: Recipe) -> list[str]:
-    """What training says about the other words it teaches, or should."""
+    """What training says about the words it teaches: the other words (what it teaches, or should),
+    and keywords that only some of the joined sources have."""
     lines = [hint for hint in (other_words_hint(splits, recipe), some_sources_hint(splits)) if hint]
     for kind, made in (("reversed", "reversed"), ("spliced", "spliced into other words")):
         if splits.info.get(kind):
