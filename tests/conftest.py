@@ -35,6 +35,12 @@ def kws(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: f
                           env=full_env, cwd=cwd or REPO, timeout=timeout, input=input)
 
 
+def shadowed(folder: Path) -> dict:
+    """An environment in which the modules in `folder` come before any installed ones (a stand-in
+    that fails to import, say), keeping whatever PYTHONPATH the installed ones may need."""
+    return {"PYTHONPATH": os.pathsep.join([str(folder), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
 def signal_after_first_epoch(args: list, signum: int, launcher: tuple = ("-m", "kws")) -> tuple[int, str]:
     """Run `kws ARGS` (a 3-epoch training), send `signum` once epoch 1 is logged (so it lands in
     epoch 2), and return the exit status and the rest of stderr. `launcher` may put torchrun in front."""

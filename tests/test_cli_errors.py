@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import kws
+from .conftest import kws, shadowed
 
 
 def _one_line(r) -> str:
@@ -107,7 +107,7 @@ def test_without_pico_the_corpus_is_espeak_only_and_asking_for_it_is_one_line(tm
     shadow = tmp_path / "shadow"
     shadow.mkdir()
     (shadow / "ttspico.py").write_text("raise ImportError('not built here')\n")
-    env = {"PYTHONPATH": str(shadow)}
+    env = shadowed(shadow)
     r = kws("synth", "--pico", "5", "--out", tmp_path / "c", env=env)
     assert r.returncode == 2 and 'pip install "kws[pico]"' in _one_line(r)
     r = kws("synth", "--per-word", "10", "--out", tmp_path / "c", env=env)

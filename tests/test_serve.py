@@ -16,7 +16,7 @@ import soxr
 from kws.checkpoint import load_model
 from kws.stream import DetectorConfig, detect_array
 
-from .conftest import WORDS, kws
+from .conftest import WORDS, kws, shadowed
 
 fastapi = pytest.importorskip("fastapi", reason="the web extra (pip install 'kws[web]') is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -152,7 +152,7 @@ def test_serve_errors_are_one_line(trained_run, tmp_path):
 
 def test_without_the_web_extra_serve_says_how_to_get_it(trained_run, tmp_path):
     (tmp_path / "fastapi.py").write_text("raise ImportError('no fastapi here', name='fastapi')\n")
-    r = kws("serve", "--model", trained_run / "model.pt", env={"PYTHONPATH": str(tmp_path)})
+    r = kws("serve", "--model", trained_run / "model.pt", env=shadowed(tmp_path))
     assert r.returncode == 2 and "pip install 'kws[web]'" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
