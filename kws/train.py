@@ -450,13 +450,11 @@ def _source_mask(splits: Splits, label_of: torch.Tensor, penalty: float) -> torc
     recording. (Labels, not finer classes: a source's `_unknown_` words stand for every word that
     is not a keyword.) `label_of`: the label of each class, the model's own.
     """
-    if splits.source_of is None:
+    present = splits.labels_in_sources()
+    if present is None:
         return None
-    device = label_of.device
-    of, y = splits.source_of["train"].to(device), label_of[splits.train[1].to(device)]
-    present = torch.zeros(len(splits.sources), len(splits.labels), dtype=torch.bool, device=device)
-    present[of, y] = True
-    return torch.zeros(len(present), len(label_of), device=device).masked_fill(~present[:, label_of], -penalty)
+    present = present.to(label_of.device)
+    return torch.zeros(len(present), len(label_of), device=label_of.device).masked_fill(~present[:, label_of], -penalty)
 
 
 @torch.no_grad()

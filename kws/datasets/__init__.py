@@ -95,20 +95,27 @@ class Splits:
         names = self.classes or self.labels
         return torch.tensor([name.split("/")[0] not in NON_KEYWORDS for name in names], dtype=torch.bool)[self.train[1]]
 
+    def labels_in_sources(self) -> torch.Tensor | None:
+        """(sources, labels) bool: which labels each joined source has training rows of (a finer class
+        counts for its label, `_unknown_/bed` for `_unknown_`); None for one source."""
+        if self.source_of is None:
+            return None
+        names = self.classes or self.labels
+        label_of_class = torch.tensor([self.labels.index(name.split("/")[0]) for name in names], dtype=torch.long)
+        present = torch.zeros(len(self.sources), len(self.labels), dtype=torch.bool)
+        present[self.source_of["train"], label_of_class[self.train[1]]] = True
+        return present
+
     def keywords_some_sources_lack(self) -> dict[str, list[str]]:
         """Joined sources: each keyword that some source has no training clips of, with the sources
         that have it (in label order); {} for one source."""
-        if self.source_of is None:
-            return {}
         from .speech_commands import NON_KEYWORDS
 
-        names = self.classes or self.labels
-        pairs = torch.stack([self.train[1], self.source_of["train"]], 1).unique(dim=0).tolist()
-        have: dict[str, set[int]] = {}
-        for c, source in pairs:
-            have.setdefault(names[c].split("/")[0], set()).add(source)
-        return {word: [self.sources[s] for s in sorted(have[word])] for word in self.labels
-                if word not in NON_KEYWORDS and len(have.get(word, ())) < len(self.sources)}
+        present = self.labels_in_sources()
+        if present is None:
+            return {}
+        return {word: [self.sources[s] for s in present[:, i].nonzero().flatten().tolist()]
+                for i, word in enumerate(self.labels) if word not in NON_KEYWORDS and not present[:, i].all()}
 
     def with_unknown_rows(self, clips: torch.Tensor, rows: torch.Tensor, kind: str) -> "Splits":
         """These splits with `clips` added to training as `_unknown_` (where other words are classes,
