@@ -18,6 +18,9 @@ heard as; a word the model was not taught at all (a real other word held out of 
 is recorded by the share of its clips outside the `--also` test split that it rejects, and by
 recall on a 60-minute stream of the `--also` validation split (`untaught_stream`), where its clips
 are other words the model never heard: what a user's threshold meets.
+`--keep N` keeps N training clips of each held-out word: how many recordings of a word one
+source lacks it takes to hear it in that source's voices; `--keep-apart` puts them in a folder
+source of their own without split lists, as a user's own recordings come.
 `--fold K/N` validates on the K-th of N folds of the training and validation speakers instead of
 the validation list (a view whose test list is the source's own): N runs, one per fold, score
 every clip outside the test split once, where one validation list of a few speakers cannot
@@ -60,18 +63,35 @@ def stream_point(curve: list[dict], rate: float) -> dict | None:
     return point and {"threshold": point["threshold"], "recall": round(point["recall"], 4)}
 
 
-def without(dataset: str, words: list[str], data_dir: Path) -> str:
+def without(dataset: str, words: list[str], data_dir: Path, keep: int = 0, apart: bool = False) -> str:
     """`dataset` with `words` held out of its folder sources: each becomes a folder of links to
     the source's other word folders, its noise and its split lists (entries of held-out clips
-    are not read)."""
+    are not read). `keep`: that many training clips of each held-out word stay (the first by a
+    hash of the speaker), as a user might record a few of a word the source lacks; with `apart`,
+    in a folder of their own without split lists, joined with +, as a user's own recordings are."""
     if not words:
         return dataset
+    own: list[Path] = []
 
     def view_of(source: Path) -> Path:
-        return linked_view(source, data_dir / "views" / f"{source.resolve().name}-without-{'-'.join(sorted(words))}",
+        name = f"{source.resolve().name}-without-{'-'.join(sorted(words))}"
+        view = linked_view(source, data_dir / "views" / (name + (f"-keep{keep}" if keep and not apart else "")),
                            lambda entry: entry.name not in words and (entry.is_dir() or entry.suffix == ".txt"))
+        train = split_lists(source)["train"] if keep else []
+        kept = view if not apart else data_dir / "views" / f"{name}-own{keep}"
+        for word in words:
+            clips = sorted((rel for rel in train if rel.split("/")[0] == word), key=lambda rel: (_speaker_fold(rel, 10_000), rel))
+            for rel in clips[:keep]:
+                link = kept / rel
+                if not link.exists():
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    link.symlink_to((source / rel).resolve())
+        if apart and keep:
+            own.append(kept)
+        return view
 
-    return folder_sources(dataset, view_of, listed=False)
+    joined = folder_sources(dataset, view_of, listed=False)
+    return "+".join([joined, *map(str, own)])
 
 
 def folder_sources(dataset: str, view_of: Callable[[Path], Path], listed: bool = True) -> str:
@@ -180,6 +200,10 @@ def main() -> None:
                         help="score each model on this dataset's validation split too")
     parser.add_argument("--without", action="append", default=[], metavar="WORD",
                         help="hold this word out of the folder sources; report its recall on --also")
+    parser.add_argument("--keep", type=int, default=0, metavar="N",
+                        help="with --without: keep N training clips of each held-out word")
+    parser.add_argument("--keep-apart", action="store_true",
+                        help="with --keep: the kept clips as a folder source of their own, joined with +")
     parser.add_argument("--fold", default=None, metavar="K/N",
                         help="validate on fold K of N of the training and validation speakers")
     parser.add_argument("--train-share", type=float, default=None, metavar="F",
@@ -188,13 +212,15 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "sweep")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "recipe_sweep.json")
     args = parser.parse_args()
+    if args.keep and not args.without:
+        sys.exit("--keep N keeps clips of the words --without holds out: name them")
     words = args.words.split(",") if args.words else None
     summary: dict[str, list[float]] = {}
     for text in args.variant:
         name, fields = parse_variant(text)
         try:
             dataset, recipe = resolve(args.dataset, args.recipe, **parse_changes(fields))
-            dataset = fold(without(dataset, args.without, args.data_dir), args.fold, args.data_dir)
+            dataset = fold(without(dataset, args.without, args.data_dir, args.keep, args.keep_apart), args.fold, args.data_dir)
             dataset = train_share(dataset, args.train_share, args.data_dir)
         except (ValueError, UserError) as e:
             sys.exit(f"--variant {text}: {e}")
@@ -204,7 +230,7 @@ def main() -> None:
             metrics = run(dataset, recipe, out, data_dir=args.data_dir, words=words, seed=seed, progress=False,
                           withhold=args.without)
             row = {"dataset": dataset, "words": args.words, "recipe": recipe.name, "variant": name, "changes": fields,
-                   "without": args.without, "fold": args.fold, "train_share": args.train_share,
+                   "without": args.without, "keep": args.keep, "keep_apart": args.keep_apart, "fold": args.fold, "train_share": args.train_share,
                    "resolved": recipe.line(),
                    "seed": seed, "val_accuracy": round(metrics["val_accuracy"], 4),
                    "last_val_accuracy": round(metrics["history"][-1]["val_accuracy"], 4),

@@ -123,6 +123,25 @@ def test_train_share_keeps_whole_speakers_nested_shares_and_the_split_lists(tmp_
     assert train_share(str(source), 1.0, tmp_path / "data") == str(source)
 
 
+def test_a_word_held_out_keeps_only_the_training_clips_asked_for(tmp_path):
+    """`recipe_sweep.without`: the held-out word's folder gone, or with `keep` only that many of
+    its training clips (never a validation or test clip); the other words' folders whole."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from recipe_sweep import without
+
+    source, _ = listed_corpus(tmp_path, 20, val=("spk00",), test=("spk01",))
+    lists_at = lambda folder: sorted(f"{folder.name}/{clip.name}" for clip in folder.iterdir())  # noqa: E731
+    gone = Path(without(str(source), ["no"], tmp_path / "data"))
+    assert not (gone / "no").exists() and lists_at(gone / "yes") == lists_at(source / "yes")
+    kept = Path(without(str(source), ["no"], tmp_path / "data", keep=5))
+    clips = lists_at(kept / "no")
+    assert len(clips) == 5 and not {speaker_of(r) for r in clips} & {"spk00", "spk01"}
+    assert lists_at(kept / "yes") == lists_at(source / "yes")
+    assert Path(without(str(source), ["no"], tmp_path / "data", keep=5)) == kept  # the same view again
+    first, own = without(str(source), ["no"], tmp_path / "data", keep=5, apart=True).split("+")
+    assert Path(first) == gone and lists_at(Path(own) / "no") == clips and not (Path(own) / "yes").exists()
+
+
 def listed_corpus(tmp_path: Path, speakers: int, val: tuple[str, ...], test: tuple[str, ...]) -> tuple[Path, list[str]]:
     """A corpus of empty clips in Speech Commands' layout: two words, two clips a speaker, and the
     named speakers' clips in its validation and test lists."""
