@@ -208,8 +208,8 @@ def _with_other_words(splits: Splits, recipe: Recipe, data_dir: Path, seed: int,
 
 def _other_words_lines(splits: Splits, recipe: Recipe) -> list[str]:
     """What training says about the words it teaches: the other words (what it teaches, or should),
-    and keywords that only some of the joined sources have."""
-    lines = [hint for hint in (other_words_hint(splits, recipe), some_sources_hint(splits)) if hint]
+    and keywords that only the synthetic corpus says."""
+    lines = [hint for hint in (other_words_hint(splits, recipe), synthetic_only_hint(splits)) if hint]
     for kind, made in (("reversed", "reversed"), ("spliced", "spliced into other words")):
         if splits.info.get(kind):
             lines.append(f"keywords {made} and taught as _unknown_: {splits.info[kind]:,} rows")
@@ -239,20 +239,15 @@ def other_words_hint(splits: Splits, recipe: Recipe) -> str | None:
             "--unknown-weight 0.5 also teaches the offline corpus's other words")
 
 
-def some_sources_hint(splits: Splits) -> str | None:
-    """A line for joined sources when some keywords come from only some of them: such a word is heard
-    less well in the voices of a source without it (docs/real-speech-commands.md), and the remedy
-    is recordings of it."""
-    lacking = splits.keywords_some_sources_lack()
-    if not lacking:
+def synthetic_only_hint(splits: Splits) -> str | None:
+    """A line for joined sources when some keywords have no recordings, only synthetic clips: such a
+    word is heard less well when a person says it (docs/real-speech-commands.md), and the remedy is
+    recordings of it."""
+    words = splits.keywords_only_synthetic()
+    if not words:
         return None
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for word, sources in lacking.items():
-        groups.setdefault(tuple(sources), []).append(word)
-    which = "; ".join(f"{', '.join(words)} ({' and '.join(sources)})" for sources, words in groups.items())
-    return (f"keywords with clips from only some sources: {which}. In the other sources' voices a model finds "
-            "such a word less often; recordings of it in such voices (a folder of word-named subfolders, "
-            "joined with +) teach it")
+    return (f"keywords with synthetic clips only: {', '.join(words)}. A model finds such a word less often "
+            "when a person says it; recordings of it (a folder of word-named subfolders, joined with +) teach it")
 
 
 def _calibrate(run_dir: Path, splits: Splits, recipe: Recipe, seed: int, say: Callable[[str], None]) -> dict | None:

@@ -15,7 +15,7 @@ from kws.errors import UserError
 from kws.features import LogMel
 from kws.model import new_classifier
 from kws.recipes import RECIPES, SYNTH_MARKER, recipe_for, resolve
-from kws.train import FEW_OTHER_WORDS, _source_mask, other_words_hint, some_sources_hint
+from kws.train import FEW_OTHER_WORDS, _source_mask, other_words_hint, synthetic_only_hint
 
 from .conftest import kws
 
@@ -56,18 +56,20 @@ def test_sources_merge_by_word_and_keep_their_own_splits(tmp_path):
     assert int((test_y == joined.labels.index("yes")).sum()) == 2  # one test clip of yes from each source
 
 
-def test_keywords_only_some_sources_have_are_named_with_the_remedy(tmp_path):
+def test_keywords_only_the_synthetic_corpus_says_are_named_with_the_remedy(small_corpus, tmp_path):
     real = _folder(tmp_path / "real", ["yes", "no", "bed"], level=0.1)
-    synth = _folder(tmp_path / "synth", ["yes", "go", "stop", "cat"], level=0.3)
-    joined = load_dataset(f"{real}+{synth}", tmp_path, words=["yes", "no", "go", "stop"], unknown_words=True)
-    # (other words and silence are not keywords: each source's own unknown words are expected to differ)
-    assert joined.keywords_some_sources_lack() == {"no": ["real"], "go": ["synth"], "stop": ["synth"]}
-    hint = some_sources_hint(joined)
-    assert "only some sources: no (real); go, stop (synth)." in hint and "joined with +" in hint
-    both = load_dataset(f"{real}+{synth}", tmp_path, words=["yes"])
-    assert both.keywords_some_sources_lack() == {} and some_sources_hint(both) is None
-    alone = load(real, words=["yes", "no"])
-    assert alone.keywords_some_sources_lack() == {} and some_sources_hint(alone) is None
+    joined = load_dataset(f"{small_corpus}+{real}", tmp_path, words=["yes", "no", "stop"])
+    assert joined.keywords_only_synthetic() == ["stop"]
+    hint = synthetic_only_hint(joined)
+    assert hint.startswith("keywords with synthetic clips only: stop.") and "joined with +" in hint
+    # the remedy taken: a folder of recordings of stop alone, joined with + (the real one still lacks it)
+    mine = _folder(tmp_path / "mine", ["stop"], level=0.2, lists=False)
+    mended = load_dataset(f"{small_corpus}+{real}+{mine}", tmp_path, words=["yes", "no", "stop"])
+    assert mended.keywords_only_synthetic() == [] and synthetic_only_hint(mended) is None
+    # recordings alone, one of them without a keyword: no synthetic voice, nothing to say
+    other = _folder(tmp_path / "other", ["yes", "stop", "cat"], level=0.3)
+    assert load_dataset(f"{real}+{other}", tmp_path, words=["yes", "no", "stop"]).keywords_only_synthetic() == []
+    assert load(real, words=["yes", "no"]).keywords_only_synthetic() == []
 
 
 def test_unknown_words_of_every_source_become_classes(tmp_path):
@@ -178,7 +180,7 @@ def test_a_real_folder_and_a_synthetic_corpus_train_together(small_corpus, tmp_p
     r = kws("train", "--dataset", f"{small_corpus}+{real}", "--words", "yes,no,stop", "--epochs", "2",
             "--members", "1", "--calibration-minutes", "0", "--out", run)
     assert r.returncode == 0, r.stderr
-    assert "recipe hybrid:" in r.stderr and f"only some sources: stop ({small_corpus.name})." in r.stderr
+    assert "recipe hybrid:" in r.stderr and "keywords with synthetic clips only: stop." in r.stderr
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["labels"] == ["_silence_", "_unknown_", "yes", "no", "stop"]  # stop: synthetic clips only
     r = kws("evaluate", "--model", run / "model.pt", "--json")

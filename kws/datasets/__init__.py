@@ -83,10 +83,7 @@ class Splits:
 
     def is_synthetic(self) -> bool:
         """Whether these splits are one corpus `kws synth` built, which teaches its own other words."""
-        from ..recipes import SYNTH_MARKER
-
-        root = self.info.get("root")
-        return bool(root) and (Path(root) / SYNTH_MARKER).is_file()
+        return _built_by_synth(self.info.get("root"))
 
     def keyword_rows(self) -> torch.Tensor:
         """(n,) bool: which training rows are keywords, not `_silence_` or any `_unknown_` class."""
@@ -106,16 +103,20 @@ class Splits:
         present[self.source_of["train"], label_of_class[self.train[1]]] = True
         return present
 
-    def keywords_some_sources_lack(self) -> dict[str, list[str]]:
-        """Joined sources: each keyword that some source has no training clips of, with the sources
-        that have it (in label order); {} for one source."""
+    def keywords_only_synthetic(self) -> list[str]:
+        """Joined sources, some of them recordings: the keywords whose training clips all come from
+        corpora `kws synth` built, in label order; [] for one source or none recorded."""
         from .speech_commands import NON_KEYWORDS
 
         present = self.labels_in_sources()
         if present is None:
-            return {}
-        return {word: [self.sources[s] for s in present[:, i].nonzero().flatten().tolist()]
-                for i, word in enumerate(self.labels) if word not in NON_KEYWORDS and not present[:, i].all()}
+            return []
+        synthetic = torch.tensor([_built_by_synth(info.get("root")) for info in self.info["sources"]])
+        if synthetic.all():
+            return []
+        recorded = present[~synthetic].any(0)
+        return [word for i, word in enumerate(self.labels)
+                if word not in NON_KEYWORDS and present[:, i].any() and not recorded[i]]
 
     def with_unknown_rows(self, clips: torch.Tensor, rows: torch.Tensor, kind: str) -> "Splits":
         """These splits with `clips` added to training as `_unknown_` (where other words are classes,
@@ -198,6 +199,12 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
             return _synth_corpus(path, None, task, words, seed, near_misses, progress, unknown)
         return speech_commands.load(path, task, words, seed, **unknown)
     raise UserError(f"--dataset {name}: not speech-commands, synth, mnist, digits, nor a folder")
+
+
+def _built_by_synth(root: str | Path | None) -> bool:
+    from ..recipes import SYNTH_MARKER
+
+    return bool(root) and (Path(root) / SYNTH_MARKER).is_file()
 
 
 def join(parts: list[Splits], order: list[str] | None = None, balance: float = 0.0) -> Splits:
