@@ -202,6 +202,7 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
 
 
 def _built_by_synth(root: str | Path | None) -> bool:
+    """Whether a source's folder is a corpus `kws synth` built: it carries the marker file."""
     from ..recipes import SYNTH_MARKER
 
     return bool(root) and (Path(root) / SYNTH_MARKER).is_file()
