@@ -109,9 +109,10 @@ class Splits:
         from .speech_commands import NON_KEYWORDS
 
         present = self.labels_in_sources()
-        if present is None:
+        roots = [info.get("root") for info in self.info.get("sources", [])]
+        if present is None or len(roots) != len(present):  # (splits put together by hand: no roots)
             return []
-        synthetic = torch.tensor([_built_by_synth(info.get("root")) for info in self.info["sources"]])
+        synthetic = torch.tensor([_built_by_synth(root) for root in roots])
         if synthetic.all():
             return []
         recorded = present[~synthetic].any(0)
