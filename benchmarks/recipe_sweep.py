@@ -80,7 +80,8 @@ def without(dataset: str, words: list[str], data_dir: Path, keep: int = 0, apart
         train = split_lists(source)["train"] if keep else []
         kept = view if not apart else data_dir / "views" / f"{name}-own{keep}"
         for word in words:
-            clips = sorted((rel for rel in train if rel.split("/")[0] == word), key=lambda rel: (_speaker_fold(rel, 10_000), rel))
+            clips = sorted((rel for rel in train if rel.split("/")[0] == word),
+                           key=lambda rel: (_speaker_fold(rel, 10_000), rel))
             for rel in clips[:keep]:
                 link = kept / rel
                 if not link.exists():
@@ -220,7 +221,8 @@ def main() -> None:
         name, fields = parse_variant(text)
         try:
             dataset, recipe = resolve(args.dataset, args.recipe, **parse_changes(fields))
-            dataset = fold(without(dataset, args.without, args.data_dir, args.keep, args.keep_apart), args.fold, args.data_dir)
+            dataset = without(dataset, args.without, args.data_dir, args.keep, args.keep_apart)
+            dataset = fold(dataset, args.fold, args.data_dir)
             dataset = train_share(dataset, args.train_share, args.data_dir)
         except (ValueError, UserError) as e:
             sys.exit(f"--variant {text}: {e}")
@@ -230,7 +232,8 @@ def main() -> None:
             metrics = run(dataset, recipe, out, data_dir=args.data_dir, words=words, seed=seed, progress=False,
                           withhold=args.without)
             row = {"dataset": dataset, "words": args.words, "recipe": recipe.name, "variant": name, "changes": fields,
-                   "without": args.without, "keep": args.keep, "keep_apart": args.keep_apart, "fold": args.fold, "train_share": args.train_share,
+                   "without": args.without, "keep": args.keep, "keep_apart": args.keep_apart, "fold": args.fold,
+                   "train_share": args.train_share,
                    "resolved": recipe.line(),
                    "seed": seed, "val_accuracy": round(metrics["val_accuracy"], 4),
                    "last_val_accuracy": round(metrics["history"][-1]["val_accuracy"], 4),
