@@ -20,7 +20,8 @@ recall on a 60-minute stream of the `--also` validation split (`untaught_stream`
 are other words the model never heard: what a user's threshold meets.
 `--keep N` keeps N training clips of each held-out word: how many recordings of a word one
 source lacks it takes to hear it in that source's voices; `--keep-apart` puts them in a folder
-source of their own without split lists, as a user's own recordings come.
+source of their own without split lists, as a user's own recordings come; `--keep-one-speaker`
+takes them from as few speakers as possible, as one user records a word several times.
 `--fold K/N` validates on the K-th of N folds of the training and validation speakers instead of
 the validation list (a view whose test list is the source's own): N runs, one per fold, score
 every clip outside the test split once, where one validation list of a few speakers cannot
@@ -38,6 +39,7 @@ import json
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from kws.checkpoint import load_model  # noqa: E402
 from kws.errors import UserError  # noqa: E402
-from kws.datasets.speech_commands import speaker_of, split_lists  # noqa: E402
+from kws.datasets.speech_commands import hash_split, speaker_of, split_lists  # noqa: E402
 from kws.evaluate import evaluate_on, rejection, stream_on  # noqa: E402
 from kws.recipes import parse_changes, resolve  # noqa: E402
 from kws.train import run  # noqa: E402
@@ -63,25 +65,32 @@ def stream_point(curve: list[dict], rate: float) -> dict | None:
     return point and {"threshold": point["threshold"], "recall": round(point["recall"], 4)}
 
 
-def without(dataset: str, words: list[str], data_dir: Path, keep: int = 0, apart: bool = False) -> str:
+def without(dataset: str, words: list[str], data_dir: Path, keep: int = 0, apart: bool = False,
+            few: bool = False) -> str:
     """`dataset` with `words` held out of its folder sources: each becomes a folder of links to
     the source's other word folders, its noise and its split lists (entries of held-out clips
     are not read). `keep`: that many training clips of each held-out word stay (the first by a
     hash of the speaker), as a user might record a few of a word the source lacks; with `apart`,
-    in a folder of their own without split lists, joined with +, as a user's own recordings are."""
+    in a folder of their own without split lists, joined with +, as a user's own recordings are;
+    with `few`, from as few speakers as possible (those with the most takes first, and with `apart`
+    those whose takes the folder's split trains on), as one user records a word several times."""
     if not words:
         return dataset
     own: list[Path] = []
 
     def view_of(source: Path) -> Path:
         name = f"{source.resolve().name}-without-{'-'.join(sorted(words))}"
-        view = linked_view(source, data_dir / "views" / (name + (f"-keep{keep}" if keep and not apart else "")),
+        kind = f"{'few' if few else ''}{keep}"
+        view = linked_view(source, data_dir / "views" / (name + (f"-keep{kind}" if keep and not apart else "")),
                            lambda entry: entry.name not in words and (entry.is_dir() or entry.suffix == ".txt"))
         train = split_lists(source)["train"] if keep else []
-        kept = view if not apart else data_dir / "views" / f"{name}-own{keep}"
+        kept = view if not apart else data_dir / "views" / f"{name}-own{kind}"
         for word in words:
-            clips = sorted((rel for rel in train if rel.split("/")[0] == word),
-                           key=lambda rel: (_speaker_fold(rel, 10_000), rel))
+            clips = [rel for rel in train if rel.split("/")[0] == word]
+            takes = Counter(speaker_of(rel) for rel in clips) if few else Counter()
+            # (one voice's takes all fall in one split of a folder without lists: a training one first)
+            clips.sort(key=lambda rel: (-takes[speaker_of(rel)], few and apart and hash_split(rel) != "train",
+                                        _speaker_fold(rel, 10_000), rel))
             for rel in clips[:keep]:
                 link = kept / rel
                 if not link.exists():
@@ -205,6 +214,8 @@ def main() -> None:
                         help="with --without: keep N training clips of each held-out word")
     parser.add_argument("--keep-apart", action="store_true",
                         help="with --keep: the kept clips as a folder source of their own, joined with +")
+    parser.add_argument("--keep-one-speaker", action="store_true",
+                        help="with --keep: the kept clips from as few speakers as possible, most takes first")
     parser.add_argument("--fold", default=None, metavar="K/N",
                         help="validate on fold K of N of the training and validation speakers")
     parser.add_argument("--train-share", type=float, default=None, metavar="F",
@@ -221,7 +232,7 @@ def main() -> None:
         name, fields = parse_variant(text)
         try:
             dataset, recipe = resolve(args.dataset, args.recipe, **parse_changes(fields))
-            dataset = without(dataset, args.without, args.data_dir, args.keep, args.keep_apart)
+            dataset = without(dataset, args.without, args.data_dir, args.keep, args.keep_apart, args.keep_one_speaker)
             dataset = fold(dataset, args.fold, args.data_dir)
             dataset = train_share(dataset, args.train_share, args.data_dir)
         except (ValueError, UserError) as e:
@@ -232,7 +243,8 @@ def main() -> None:
             metrics = run(dataset, recipe, out, data_dir=args.data_dir, words=words, seed=seed, progress=False,
                           withhold=args.without)
             row = {"dataset": dataset, "words": args.words, "recipe": recipe.name, "variant": name, "changes": fields,
-                   "without": args.without, "keep": args.keep, "keep_apart": args.keep_apart, "fold": args.fold,
+                   "without": args.without, "keep": args.keep, "keep_apart": args.keep_apart,
+                   "keep_one_speaker": args.keep_one_speaker, "fold": args.fold,
                    "train_share": args.train_share,
                    "resolved": recipe.line(),
                    "seed": seed, "val_accuracy": round(metrics["val_accuracy"], 4),

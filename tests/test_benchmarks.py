@@ -140,6 +140,8 @@ def test_a_word_held_out_keeps_only_the_training_clips_asked_for(tmp_path):
     assert Path(without(str(source), ["no"], tmp_path / "data", keep=5)) == kept  # the same view again
     first, own = without(str(source), ["no"], tmp_path / "data", keep=5, apart=True).split("+")
     assert Path(first) == gone and lists_at(Path(own) / "no") == clips and not (Path(own) / "yes").exists()
+    _, one = without(str(source), ["no"], tmp_path / "data", keep=2, apart=True, few=True).split("+")
+    assert len({speaker_of(r) for r in lists_at(Path(one) / "no")}) == 1  # one speaker's two takes
 
 
 def listed_corpus(tmp_path: Path, speakers: int, val: tuple[str, ...], test: tuple[str, ...]) -> tuple[Path, list[str]]:
