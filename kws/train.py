@@ -247,7 +247,8 @@ def synthetic_only_hint(splits: Splits) -> str | None:
     if not words:
         return None
     return (f"keywords with synthetic clips only: {', '.join(words)}. A model finds such a word less often "
-            "when a person says it; recordings of it (a folder of word-named subfolders, joined with +) teach it")
+            "when a person says it; recordings of it by several people (a folder of word-named subfolders, joined "
+            "with +) teach it")
 
 
 def _calibrate(run_dir: Path, splits: Splits, recipe: Recipe, seed: int, say: Callable[[str], None]) -> dict | None:
