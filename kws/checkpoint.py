@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,8 +66,13 @@ def read(path: Path) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise UserError(f"{path}: refused: the checkpoint holds objects that could run code "
-                        f"({str(e).splitlines()[0][:120]})") from None
+        # torch says "GLOBAL module.name" when the pickle asks for something outside plain data;
+        # any other unpickling error is a file that was never a checkpoint (text, an image, …)
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        if found:
+            raise UserError(f"{path}: refused: the checkpoint holds objects that could run code "
+                            f"({found.group(1)})") from None
+        raise UserError(f"{path}: not a kws checkpoint (not a file torch.save wrote)") from None
     except Exception as e:
         raise UserError(f"{path}: not a kws checkpoint ({type(e).__name__})") from None
     if isinstance(data, dict) and "optimizer" in data and "model" in data:  # what `fit` writes as last.pt

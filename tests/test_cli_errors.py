@@ -44,12 +44,14 @@ def test_missing_checkpoint(tmp_path, small_corpus):
     assert r.returncode == 2 and "no such checkpoint" in _one_line(r)
 
 
-def test_not_a_checkpoint(tmp_path, small_corpus):
+@pytest.mark.parametrize("text", ["hello", "127.0.0.1 localhost\n"])  # the second unpickles to a bad opcode
+def test_not_a_checkpoint(tmp_path, small_corpus, text):
     fake = tmp_path / "model.pt"
-    fake.write_text("hello")
+    fake.write_text(text)
     clip = sorted((small_corpus / "yes").glob("*.wav"))[0]
     r = kws("classify", "--model", fake, clip)
     assert r.returncode == 2 and "not a kws checkpoint" in _one_line(r)
+    assert "could run code" not in r.stderr
 
 
 def test_no_trained_model_yet(tmp_path, small_corpus):
