@@ -611,7 +611,8 @@ def _stream_detector(model: Optional[Path], threshold: Optional[float], hop: flo
         why = (f"calibrated: recall {calibration['recall']:.0%} at {calibration['fa_per_hour']:.1f} false "
                f"accepts/hour on {calibration['minutes']:g} min of validation stream")
         if calibration.get("synthetic"):  # a synthesiser's voices, not the user's: say so before they try
-            why += " in synthetic voices; real speakers are found less often"
+            why += (" in synthetic voices; real speakers are found less often, and real words that are not "
+                    "keywords fire it more often: a higher --threshold fires less")
     else:
         why = "the default; this model has no calibrated threshold"
     try:

@@ -136,6 +136,7 @@ def test_detect_and_listen_use_the_threshold_calibrated_in_training(trained_run,
     first = r.stderr.splitlines()[0]
     assert first.startswith(f"listening with threshold {calibration['threshold']:g} (calibrated: recall"), first
     assert calibration["synthetic"] and "in synthetic voices; real speakers are found less often" in first
+    assert "a higher --threshold fires less" in first
     assert [json.loads(line)["label"] for line in r.stdout.splitlines()] == [d.label for d in expected]
 
 
