@@ -68,10 +68,10 @@ def read(path: Path) -> dict:
     except pickle.UnpicklingError as e:
         # torch says "GLOBAL module.name" when the pickle asks for something outside plain data;
         # any other unpickling error is a file that was never a checkpoint (text, an image, …)
-        found = re.search(r"GLOBAL (\S+)", str(e))
+        found = re.search(r"GLOBAL (\S+)|[Uu]nsupported class (\S+)", str(e))  # (older torch: "class")
         if found:
             raise UserError(f"{path}: refused: the checkpoint holds objects that could run code "
-                            f"({found.group(1)})") from None
+                            f"({found.group(1) or found.group(2)})") from None
         raise UserError(f"{path}: not a kws checkpoint (not a file torch.save wrote)") from None
     except Exception as e:
         raise UserError(f"{path}: not a kws checkpoint ({type(e).__name__})") from None
