@@ -749,7 +749,7 @@ def enroll(
     from .enroll import Stopped, adapt, check_model, earlier_takes, read_folder, record
     from .voices.confusable import normalise
 
-    word = normalise(word)
+    word = normalise(word, given_as="word")
     ckpt = _checkpoint(model)
     net, meta = load_model(ckpt)
     check_model(net)

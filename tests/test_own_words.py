@@ -191,7 +191,7 @@ def test_enrol_an_image_model_or_a_class_name_is_one_line(digits_run, trained_ru
     word = np.zeros(16000, np.float32)
     word[6000:10000] = _tone(0.25, 0.3)
     sf.write(takes / "1.wav", word, 16000)
-    for model, name, why in ((digits_run, "cat", "audio models"), (trained_run, "_unknown_", "letters only")):
+    for model, name, why in ((digits_run, "cat", "audio models"), (trained_run, "_unknown_", "word '_unknown_': use letters only")):
         r = kws("enroll", name, "--model", model / "model.pt", "--from-dir", takes, "-o", tmp_path / "m.pt")
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and why in lines[0], r.stderr

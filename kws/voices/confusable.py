@@ -20,12 +20,13 @@ _STRESS = "ˈˌ"
 _JOINS = "ːˑ̩̃"  # marks that belong to the phoneme before them
 
 
-def normalise(text: str) -> str:
+def normalise(text: str, given_as: str = "--words") -> str:
     """A keyword as a corpus folder names it: lower case, single spaces. Letters only, because
-    espeak-ng reads digits and symbols as other words ("7" as "seven", "!" as "exclamation")."""
+    espeak-ng reads digits and symbols as other words ("7" as "seven", "!" as "exclamation").
+    `given_as` names where the user typed it, for the error."""
     words = text.lower().split()
     if not words or not all(part.replace("'", "").replace("-", "").isalpha() for part in words):
-        raise UserError(f"--words {text.strip()!r}: use letters only (spell numbers out: seven, not 7)")
+        raise UserError(f"{given_as} {text.strip()!r}: use letters only (spell numbers out: seven, not 7)")
     return " ".join(words)
 
 
