@@ -32,6 +32,7 @@ from kws.checkpoint import load_model  # noqa: E402
 from kws.datasets.speech_commands import decode_clips, speaker_of, split_lists  # noqa: E402
 from kws.enroll import EnrollConfig, adapt, check_take  # noqa: E402
 from kws.evaluate import predict  # noqa: E402
+from kws.stream import DetectorConfig  # noqa: E402
 
 
 def real_clips(words: list[str], takes: int, dev: bool) -> dict[str, tuple[list[Path], list[Path]]]:
@@ -83,11 +84,15 @@ def main() -> None:
     config = EnrollConfig(steps=args.steps, share=args.share, lr_scale=args.lr_scale, seed=args.seed)
     before = {w: heard(model, clips[w][1], w) if w in model.labels else 0.0 for w in words}
     rows, enrolled = [], {}
+    threshold = float(meta.get("calibration", {}).get("threshold", DetectorConfig().threshold))
+    threshold_after = threshold
     for w in words:
         takes = [check_take(load_audio(p), str(p)) for p in clips[w][0]]
         model, result = adapt(model, meta, w, takes, np.zeros(0, np.float32), args.data_dir, config,
                               log=lambda s: None, earlier=enrolled)
         enrolled[w] = takes  # (as `kws enroll` finds them beside the model it wrote)
+        calibration = result.pop("calibration", None)  # (set again after each enrolment, as `kws enroll` does)
+        threshold_after = calibration["threshold"] if calibration else threshold_after
         rows.append(result)
         print(f"{w}: {result['how']} from {len(takes)} takes in {result['seconds']:.0f} s; the words it knew "
               f"{result['known_before']:.1%} -> {result['known_after']:.1%}", flush=True)
@@ -103,23 +108,22 @@ def main() -> None:
     streams = {}
     if args.stream_minutes:
         first, _ = load_model(args.model)
-        streams = {"before": stream(first, meta, clips, args), "after": stream(model, meta, clips, args)}
+        streams = {"before": stream(first, meta, clips, args, threshold),
+                   "after": stream(model, meta, clips, args, threshold_after)}
     out = ROOT / "benchmarks" / "own_words.json"
     out.write_text(json.dumps({"model": str(args.model), "config": asdict(config), "takes": args.takes,
                                "before": before, "after": after, "scored": scored, "all_before": mean_before,
                                "all_after": mean_after, "enrolments": rows, "streams": streams}, indent=2) + "\n")
 
 
-def stream(model, meta: dict, clips: dict, args) -> dict:
+def stream(model, meta: dict, clips: dict, args, threshold: float) -> dict:
     """Recall and false accepts per hour on a stream of `../shared/data/speech` without the
     enrolment clips (its other words, noise and held-out keyword clips), at the model's threshold."""
     import tempfile
 
     from kws.evaluate import stream_on
-    from kws.stream import DetectorConfig
 
     used = {p.resolve() for enrol, _ in clips.values() for p in enrol}
-    threshold = float(meta.get("calibration", {}).get("threshold", DetectorConfig().threshold))
     with tempfile.TemporaryDirectory() as tmp:
         for folder in (SHARED / "speech").iterdir():
             if folder.is_dir() and not folder.name.startswith("_"):

@@ -741,7 +741,8 @@ def enroll(
     background; or reads them from --from-dir. A word new to the model becomes a new label; a word
     it knows is sharpened. The takes are saved beside the new model (WORD/ in MODEL-WORD.enroll/),
     so the same adaptation can be redone with --from-dir. The model's training data is needed too,
-    so that the words it knew stay known; its streaming threshold is kept as it was calibrated.
+    so that the words it knew stay known; its streaming threshold is then set again as training set
+    it (the adapted net fires on other things).
     """
     from . import paths
     from .audio import write_wav
@@ -778,12 +779,19 @@ def enroll(
     new, result = adapt(net, meta, word, takes, room, paths.data_dir(data_dir), log=_info, earlier=earlier_takes(meta))
     kept = {k: v for k, v in meta.items() if k not in ("frontend", "net", "labels", "classes", "state_dict",
                                                        "format", "kws_version", "kind")}
+    calibration = result.pop("calibration", None)
+    if calibration:
+        kept["calibration"] = calibration
     save_model(new, out, **{**kept, "enrolled": [*meta.get("enrolled", []), {**result, "folder": str(folder)}]})
     how = {"new": "a new label", "promoted": "a label (it was one of the words behind _unknown_)",
            "sharpened": "sharpened"}[result["how"]]
     typer.echo(f"enrolled {word!r} as {how} in {result['seconds']:.0f} s: {result['heard']} of {result['examples']} "
                f"takes heard as {word!r}; the words it knew: {result['known_before']:.1%} -> "
                f"{result['known_after']:.1%} on {result['dataset']}'s test clips")
+    if calibration:
+        typer.echo(f"streaming threshold {result['threshold_before']:g} -> {calibration['threshold']:g}: recall "
+                   f"{calibration['recall']:.1%} at {calibration['fa_per_hour']:.1f} false accepts/hour on "
+                   f"{calibration['minutes']:g} min of validation stream (target {calibration['target_fa_per_hour']:g}/hour)")
     typer.echo(f"model saved to {out} (takes in {folder})")
 
 

@@ -182,7 +182,8 @@ def check_model(model: Classifier) -> None:
 def adapt(model: Classifier, meta: dict, word: str, takes: list[np.ndarray], room: np.ndarray, data_dir: Path,
           config: EnrollConfig = EnrollConfig(), log: Callable[[str], None] = print,
           earlier: dict[str, list[np.ndarray]] | None = None) -> tuple[Classifier, dict]:
-    """Fine-tune `model` to hear `word` in `takes`; returns the new model and what changed.
+    """Fine-tune `model` to hear `word` in `takes`; returns the new model and what changed (with
+    `calibration`, its streaming threshold set again, when the model had one).
 
     `earlier`: the takes of words enrolled before (`earlier_takes`), shown again beside the new
     ones, or the clips it trained on, which hold none of them, would wash them out."""
@@ -205,8 +206,9 @@ def adapt(model: Classifier, meta: dict, word: str, takes: list[np.ndarray], roo
     words = str(args["words"]).split(",") if args.get("words") else None  # (as it trained, before any enrolment)
     # Each `_unknown_` clip with its own word (the same clips are drawn either way), so that clips
     # of a word that is now a label are taught as that label, not as `_unknown_`.
+    seed = int(args.get("train_config", {}).get("seed", 0))
     splits = load_dataset(dataset, data_dir, task=args.get("task", "12"), words=words,
-                          seed=int(args.get("train_config", {}).get("seed", 0)), per_word=recipe.per_word,
+                          seed=seed, per_word=recipe.per_word,
                           unknown_words=True, near_misses=recipe.near_misses if args.get("words") else 0,
                           progress=False)
     before = _known_accuracy(model, splits)
@@ -262,9 +264,20 @@ def adapt(model: Classifier, meta: dict, word: str, takes: list[np.ndarray], roo
     if heard < math.ceil(len(takes) / 2):
         raise UserError(f"could not learn {word!r} from these takes ({heard} of {len(takes)} heard as it "
                         "afterwards): record clearer takes, in a quieter room, or more of them")
-    return new, {"word": word, "how": how, "examples": len(takes), "heard": heard, "dataset": splits.name,
-                 "known_before": before, "known_after": _known_accuracy(new, splits),
-                 "seconds": round(time.perf_counter() - start, 1)}
+    result = {"word": word, "how": how, "examples": len(takes), "heard": heard, "dataset": splits.name,
+              "known_before": before, "known_after": _known_accuracy(new, splits)}
+    if meta.get("calibration"):
+        # The adapted net fires on other things than the one the threshold was set for (more often,
+        # as a rule): set it again the same way, on the same validation stream, to the same target.
+        from .wakeword import calibrate
+
+        was = meta["calibration"]
+        log(f"setting the streaming threshold again ({was['minutes']:g} min of validation stream)")
+        calibration = calibrate(new, splits, was["target_fa_per_hour"], was["minutes"], seed)
+        if calibration:
+            result.update(threshold_before=was["threshold"], threshold_after=calibration["threshold"],
+                          calibration=calibration)
+    return new, {**result, "seconds": round(time.perf_counter() - start, 1)}
 
 
 def earlier_takes(meta: dict) -> dict[str, list[np.ndarray]]:

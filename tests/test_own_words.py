@@ -183,6 +183,16 @@ def test_enrol_from_a_folder_teaches_a_new_word_and_keeps_the_others(trained_run
     assert said.count("cat") >= 0.6 * len(said), said  # voices it never heard say the new word
     result = meta["enrolled"][0]
     assert result["known_after"] >= result["known_before"] - 0.1  # the words it knew stay known
+    # the streaming threshold is set again for the adapted net, the way training set it
+    from kws.wakeword import calibrated
+
+    _, first = load_model(trained_run / "model.pt")
+    was, now = first["calibration"], meta["calibration"]
+    assert result["threshold_before"] == was["threshold"] and result["threshold_after"] == now["threshold"]
+    assert (now["minutes"], now["target_fa_per_hour"]) == (was["minutes"], was["target_fa_per_hour"])
+    assert now["curve"] != was["curve"]  # measured on the new net, not copied
+    assert now["threshold"] == calibrated(now["curve"], now["target_fa_per_hour"])["threshold"]
+    assert f"streaming threshold {was['threshold']:g} -> {now['threshold']:g}" in r.stdout
 
 
 def test_enrol_an_image_model_or_a_class_name_is_one_line(digits_run, trained_run, tmp_path):
