@@ -741,8 +741,8 @@ def enroll(
     background; or reads them from --from-dir. A word new to the model becomes a new label; a word
     it knows is sharpened. The takes are saved beside the new model (WORD/ in MODEL-WORD.enroll/),
     so the same adaptation can be redone with --from-dir. The model's training data is needed too,
-    so that the words it knew stay known; its streaming threshold is then set again as training set
-    it (the adapted net fires on other things).
+    so that the words it knew stay known. Its streaming threshold is then set again, the way training
+    set it: an adapted net fires more often at the old one.
     """
     from . import paths
     from .audio import write_wav
