@@ -111,5 +111,6 @@ def load_any(path: Path) -> tuple["Classifier | OnnxClassifier", dict]:
     if Path(path).suffix.lower() == ".onnx":
         from .export import OnnxClassifier
 
-        return OnnxClassifier(path), {}
+        model = OnnxClassifier(path)
+        return model, {"calibration": model.calibration} if model.calibration else {}
     return load_model(path)

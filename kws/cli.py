@@ -494,9 +494,9 @@ def export(
     if quantize and fmt != "onnx":
         raise UserError("--quantize int8 goes with --format onnx")
     ckpt = _checkpoint(model)
-    net, _ = load_model(ckpt)
+    net, meta = load_model(ckpt)
     path = out or ckpt.with_suffix(".int8.onnx" if quantize else ".onnx" if fmt == "onnx" else ".torchscript.pt")
-    exporting.export(net, path, fmt, quantize)
+    exporting.export(net, path, fmt, quantize, calibration=meta.get("calibration"))
     clips, where = _check_clips(check, net.clip_samples)
     diff, agree = exporting.compare(net, path, fmt, clips)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")

@@ -34,13 +34,18 @@ class WaveformToProbabilities(nn.Module):
         return torch.softmax(self.model(waveform), dim=-1)
 
 
-def _metadata(model: Classifier) -> str:
+def _metadata(model: Classifier, calibration: dict | None) -> str:
+    # (the calibrated streaming threshold travels too, so detect and listen on the file fire as on the checkpoint)
+    extra = {"calibration": {k: v for k, v in calibration.items() if k != "curve"}} if calibration else {}
     return json.dumps({"labels": model.labels, "clip_samples": model.clip_samples, "sample_rate": 16000,
-                       "input": "waveform float32 (batch, clip_samples) in [-1, 1]", "output": "probabilities"})
+                       "input": "waveform float32 (batch, clip_samples) in [-1, 1]", "output": "probabilities",
+                       **extra})
 
 
-def export(model: Classifier, path: Path, fmt: str, quantize: str | None = None) -> Path:
-    """Write `model` as `fmt`; `quantize="int8"` (ONNX only) stores the convnet's weights as int8."""
+def export(model: Classifier, path: Path, fmt: str, quantize: str | None = None,
+           calibration: dict | None = None) -> Path:
+    """Write `model` as `fmt`; `quantize="int8"` (ONNX only) stores the convnet's weights as int8.
+    `calibration`: the checkpoint's streaming threshold and how it was set, kept in the metadata."""
     if model.kind != "audio":
         raise UserError("export covers audio models (waveform in, probabilities out)")
     if fmt not in FORMATS:
@@ -51,7 +56,7 @@ def export(model: Classifier, path: Path, fmt: str, quantize: str | None = None)
     if fmt == "torchscript":
         with torch.no_grad():
             traced = torch.jit.trace(graph, example)
-        torch.jit.save(traced, str(path), _extra_files={"kws.json": _metadata(model)})
+        torch.jit.save(traced, str(path), _extra_files={"kws.json": _metadata(model, calibration)})
         return path
     try:
         import onnx
@@ -68,7 +73,7 @@ def export(model: Classifier, path: Path, fmt: str, quantize: str | None = None)
                                     verbose=False)
     proto = program.model_proto
     entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, _metadata(model)
+    entry.key, entry.value = METADATA_KEY, _metadata(model, calibration)
     onnx.save_model(proto, str(path))  # one self-contained file: weights, filterbank and all
     if quantize == "int8":
         quantize_int8(path)
@@ -144,6 +149,7 @@ class OnnxClassifier:
             raise UserError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0][:120]})") from None
         self.labels: list[str] = list(meta["labels"])
         self.clip_samples: int = int(meta["clip_samples"])
+        self.calibration: dict | None = meta.get("calibration")
 
     def probabilities(self, waveform: torch.Tensor) -> torch.Tensor:
         x = waveform.float() / 32768.0 if not waveform.is_floating_point() else waveform.float()

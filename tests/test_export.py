@@ -45,6 +45,16 @@ def test_export_matches_pytorch(trained_run, small_corpus, tmp_path, fmt):
     by_torch = json.loads(kws("classify", "--model", trained_run / "model.pt", "--json", *files).stdout)
     assert [o["label"] for o in by_onnx] == [o["label"] for o in by_torch]
     assert max(abs(a["probability"] - b["probability"]) for a, b in zip(by_onnx, by_torch)) < 1e-4
+    # The calibrated streaming threshold travels in the file, so detect and listen fire as on the checkpoint.
+    from kws.checkpoint import load_any, read
+
+    threshold = read(trained_run / "model.pt")["calibration"]["threshold"]
+    assert load_any(out)[1]["calibration"]["threshold"] == threshold
+    long = tmp_path / "long.wav"
+    sf.write(long, np.concatenate([sf.read(f, dtype="float32")[0] for f in files]), 16000)
+    found = [[(d["time"], d["label"]) for d in map(json.loads, kws("detect", "--model", m, "--json", long).stdout.splitlines())]
+             for m in (out, trained_run / "model.pt")]
+    assert found[0] == found[1]
 
 
 def test_a_bad_onnx_file_is_one_line(tmp_path, small_corpus):
