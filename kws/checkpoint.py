@@ -63,6 +63,9 @@ def read(path: Path) -> dict:
         raise UserError(f"{path}: no such checkpoint")
     if path.is_dir():
         raise UserError(f"{path}: is a directory; give the model.pt inside it")
+    if path.suffix.lower() == ".onnx":
+        raise UserError(f"{path}: an ONNX export, which classify, detect and listen run; "
+                        "this needs the model.pt it was exported from")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -55,6 +55,8 @@ def test_export_matches_pytorch(trained_run, small_corpus, tmp_path, fmt):
     found = [[(d["time"], d["label"]) for d in map(json.loads, kws("detect", "--model", m, "--json", long).stdout.splitlines())]
              for m in (out, trained_run / "model.pt")]
     assert found[0] == found[1]
+    r = kws("evaluate", "--model", out)  # (a command that needs the checkpoint says so)
+    assert r.returncode == 2 and "an ONNX export" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_a_bad_onnx_file_is_one_line(tmp_path, small_corpus):
