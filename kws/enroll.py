@@ -267,8 +267,8 @@ def adapt(model: Classifier, meta: dict, word: str, takes: list[np.ndarray], roo
     result = {"word": word, "how": how, "examples": len(takes), "heard": heard, "dataset": splits.name,
               "known_before": before, "known_after": _known_accuracy(new, splits)}
     if meta.get("calibration"):
-        # The adapted net fires on other things than the one the threshold was set for (more often,
-        # as a rule): set it again the same way, on the same validation stream, to the same target.
+        # The threshold was set for the net before it adapted, and the adapted one fires more often
+        # at it (docs/own-words.md): set it again as training did, same stream, same target.
         from .wakeword import calibrate
 
         was = meta["calibration"]
