@@ -787,7 +787,7 @@ def enroll(
            "sharpened": "sharpened"}[result["how"]]
     typer.echo(f"enrolled {word!r} as {how} in {result['seconds']:.0f} s: {result['heard']} of {result['examples']} "
                f"takes heard as {word!r}; the words it knew: {result['known_before']:.1%} -> "
-               f"{result['known_after']:.1%} on {result['dataset']}'s test clips")
+               f"{result['known_after']:.1%} on {result['dataset']}'s validation clips")
     if calibration:
         typer.echo(f"streaming threshold {result['threshold_before']:g} -> {calibration['threshold']:g}: recall "
                    f"{calibration['recall']:.1%} at {calibration['fa_per_hour']:.1f} false accepts/hour on "
