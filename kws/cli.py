@@ -789,9 +789,10 @@ def enroll(
                f"takes heard as {word!r}; the words it knew: {result['known_before']:.1%} -> "
                f"{result['known_after']:.1%} on {result['dataset']}'s validation clips")
     if calibration:
-        typer.echo(f"streaming threshold {result['threshold_before']:g} -> {calibration['threshold']:g}: recall "
-                   f"{calibration['recall']:.1%} at {calibration['fa_per_hour']:.1f} false accepts/hour on "
-                   f"{calibration['minutes']:g} min of validation stream (target {calibration['target_fa_per_hour']:g}/hour)")
+        from .wakeword import calibration_line
+
+        typer.echo(f"streaming threshold {result['threshold_before']:g} -> {calibration['threshold']:g}: "
+                   f"{calibration_line(calibration)}")
     typer.echo(f"model saved to {out} (takes in {folder})")
 
 

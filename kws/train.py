@@ -255,15 +255,13 @@ def _calibrate(run_dir: Path, splits: Splits, recipe: Recipe, seed: int, say: Ca
     """Set the best model's streaming threshold on the validation split (`wakeword.calibrate`) and
     save it, with its curve, in `model.pt`."""
     from .checkpoint import add_to, load_model
-    from .wakeword import calibrate
+    from .wakeword import calibrate, calibration_line
 
     best, _ = load_model(run_dir / "model.pt")
     calibration = calibrate(best, splits, recipe.target_fa_per_hour, recipe.calibration_minutes, seed)
     if calibration:
         add_to(run_dir / "model.pt", calibration=calibration)
-        say(f"streaming threshold {calibration['threshold']:g}: recall {calibration['recall']:.1%} at "
-            f"{calibration['fa_per_hour']:.1f} false accepts/hour on {calibration['minutes']:g} min of validation "
-            f"stream (target {calibration['target_fa_per_hour']:g}/hour)")
+        say(f"streaming threshold {calibration['threshold']:g}: {calibration_line(calibration)}")
     return calibration
 
 

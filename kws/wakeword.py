@@ -241,6 +241,13 @@ def summary(points: list[dict], threshold: float, rates: tuple[float, ...] = RAT
             "at_rates": {f"{rate:g}": at_rate(points, rate) for rate in rates}}
 
 
+def calibration_line(calibration: dict) -> str:
+    """What a calibration found, as training and enrolment print it after the threshold."""
+    c = calibration
+    return (f"recall {c['recall']:.1%} at {c['fa_per_hour']:.1f} false accepts/hour on {c['minutes']:g} min of "
+            f"validation stream (target {c['target_fa_per_hour']:g}/hour)")
+
+
 def calibrate(model, splits, target: float, minutes: float = 60.0, seed: int = 0,
               config: DetectorConfig | None = None) -> dict | None:
     """The threshold that meets `target` false accepts per hour on a stream of the validation
