@@ -32,7 +32,7 @@ from kws.checkpoint import load_model  # noqa: E402
 from kws.datasets.speech_commands import decode_clips, speaker_of, split_lists  # noqa: E402
 from kws.enroll import EnrollConfig, adapt, check_take  # noqa: E402
 from kws.evaluate import predict  # noqa: E402
-from kws.stream import DetectorConfig  # noqa: E402
+from kws.stream import DetectorConfig, model_threshold  # noqa: E402
 
 
 def real_clips(words: list[str], takes: int, dev: bool) -> dict[str, tuple[list[Path], list[Path]]]:
@@ -84,7 +84,7 @@ def main() -> None:
     config = EnrollConfig(steps=args.steps, share=args.share, lr_scale=args.lr_scale, seed=args.seed)
     before = {w: heard(model, clips[w][1], w) if w in model.labels else 0.0 for w in words}
     rows, enrolled = [], {}
-    threshold = float(meta.get("calibration", {}).get("threshold", DetectorConfig().threshold))
+    threshold = model_threshold(meta)
     threshold_after = threshold
     for w in words:
         takes = [check_take(load_audio(p), str(p)) for p in clips[w][0]]

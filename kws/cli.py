@@ -428,12 +428,13 @@ def _evaluate_stream(net, meta: dict, ckpt: Path, name: Optional[str], data_dir:
                      threshold: Optional[float], out: Optional[Path], as_json: bool) -> None:
     from .evaluate import stream_on
     from .plots import stream_png
+    from .stream import model_threshold
 
     if (recording is None) != (truth is None):
         raise UserError("--recording and --truth go together: a recording and the words said in it")
     if recording is not None and not recording.is_file():
         raise UserError(f"--recording {recording}: no such file")
-    config = _detector_config(threshold if threshold is not None else _default_threshold(meta), 100.0, None)
+    config = _detector_config(threshold if threshold is not None else model_threshold(meta), 100.0, None)
     result = stream_on(net, meta, name, data_dir, split, minutes, seed, recording, truth, config,
                        (target,) if target is not None else ())
     short = recording.stem if recording is not None else "+".join(Path(p).name for p in str(name).split("+"))
@@ -456,13 +457,6 @@ def _evaluate_stream(net, meta: dict, ckpt: Path, name: Optional[str], data_dir:
                 else "no threshold of the sweep gets that low")
         typer.echo(f"  at most {rate} false accepts/hour: {line}")
     typer.echo(f"curve: {png}")
-
-
-def _default_threshold(meta: dict) -> float:
-    """The threshold a model was calibrated to, else the engine's own default."""
-    from .stream import DetectorConfig
-
-    return float(meta.get("calibration", {}).get("threshold", DetectorConfig().threshold))
 
 
 # ----------------------------------------------------------------------------------------- export
@@ -598,13 +592,13 @@ def _stream_detector(model: Optional[Path], threshold: Optional[float], hop: flo
     """The streaming engine for `detect` and `listen`, at `threshold` or else the model's own
     calibrated one, a line saying which threshold it uses and why, and the checkpoint's metadata."""
     from .checkpoint import load_any
-    from .stream import StreamingDetector
+    from .stream import StreamingDetector, model_threshold
 
     net, meta = load_any(_checkpoint(model))
     if net.kind != "audio":
         raise UserError("this is an image model; listening needs an audio model")
     calibration = meta.get("calibration")
-    chosen = threshold if threshold is not None else _default_threshold(meta)
+    chosen = threshold if threshold is not None else model_threshold(meta)
     if threshold is not None:
         why = "as asked"
     elif calibration:

@@ -30,6 +30,11 @@ class DetectorConfig:
     keywords: tuple[str, ...] | None = None  # report only these [default: every non-silence label]
 
 
+def model_threshold(meta: dict) -> float:
+    """The threshold a model was calibrated to (its checkpoint's or export's metadata), else the default."""
+    return float(meta.get("calibration", {}).get("threshold", DetectorConfig().threshold))
+
+
 @dataclass(frozen=True)
 class Detection:
     time: float  # seconds from the start of the stream to when the word was recognised (see `decide`)
