@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kws.audio import load_audio  # noqa: E402
-from kws.checkpoint import save_model  # noqa: E402
-from kws.features import LogMel  # noqa: E402
+from kws.checkpoint import load_model, save_model  # noqa: E402
+from kws.features import LogMel, PixelScale  # noqa: E402
 from kws.model import new_classifier  # noqa: E402
 from kws.stream import DetectorConfig, StreamingDetector, detect_array  # noqa: E402
 
@@ -133,21 +133,24 @@ def bench_peak(data: Path) -> dict:
     training reaches (FLOPs per sample × samples per second), on MNIST-sized and log-mel images,
     and where a log-mel training step's time goes."""
     from kws.augment import AugmentConfig, WaveAugment
-    from kws.features import PixelScale
-    from kws.model import TRAINING_PASSES, forward_flops
+    from kws.train import autocast_dtype
 
     n = size(2048, 256)
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
     peak = 2 * n ** 3 / min(_time(lambda: a @ b) for _ in range(size(10, 2)))
     out: dict = {"matmul_gflops": round(peak / 1e9, 1), "threads": torch.get_num_threads()}
+    if autocast_dtype("auto", torch.device("cpu")) is not None:  # the rate the recipes' bfloat16 nets aim at
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        a16 @ b16
+        out["matmul_gflops_bfloat16"] = round(2 * n ** 3 / min(_time(lambda: a16 @ b16) for _ in range(size(10, 2))) / 1e9, 1)
     batch = 64
     generator = torch.Generator().manual_seed(0)
     sides = {"mnist": (PixelScale(), (torch.rand(1024, 28, 28) * 255).round(), [str(i) for i in range(10)]),
              "log_mel": (LogMel(), torch.from_numpy((real_clips(data, size(256, 16)) * 32767).astype(np.int16)), LABELS)}
     for side, (frontend, inputs, labels) in sides.items():
         model = new_classifier(frontend, labels).train()
-        flops = TRAINING_PASSES * forward_flops(model.net, *frontend.image_shape)
+        flops = training_flops(model, 1)
         opt = torch.optim.Adam(model.parameters(), 3e-3)
         augment = WaveAugment(AugmentConfig(), None, generator) if side == "log_mel" else None
         parts = dict.fromkeys(("data", "augmentation", "frontend", "forward", "backward", "optimizer"), 0.0)
@@ -419,7 +422,6 @@ def bench_int8(data: Path, model_path: Path | None = None, dataset: Path | None 
         return {"skipped": "onnxruntime is not installed (pip install 'kws[export]')"}
     if model_path is None or not model_path.is_file():
         return {"skipped": "needs --model: a trained audio model.pt (e.g. the real recipe's)"}
-    from kws.checkpoint import load_model
     from kws.evaluate import model_split
     from kws.export import OnnxClassifier, export
 
@@ -497,14 +499,26 @@ def bench_quickstart(data: Path) -> dict:
         if done.returncode != 0:
             return {"failed": done.stderr.strip().splitlines()[-1:]}
         metrics = json.loads((root / "run" / "metrics.json").read_text())
+        flops = training_flops(load_model(root / "run" / "model.pt")[0], metrics["samples"]["train"] * metrics["epochs"])
     out = {"command": "kws train --dataset synth (empty data folder, empty clip cache)",
            "wall_seconds": round(wall, 1), "train_seconds": metrics["train_seconds"],
            "corpus_and_calibration_seconds": round(wall - metrics["train_seconds"], 1),
-           "test_accuracy": metrics["test_accuracy"]}
+           "test_accuracy": metrics["test_accuracy"], "train_tflops": round(flops / 1e12, 2)}
     if "seconds_per_epoch" in mnist:
         out["mnist_epoch_seconds"] = mnist["seconds_per_epoch"]
         out["ratio_to_mnist_epoch"] = round(wall / mnist["seconds_per_epoch"], 1)
+        # The ratio the training alone would have at the MNIST epoch's rate of arithmetic, the
+        # corpus built in no time: what the quick start's nets, images and epochs cost.
+        digits = new_classifier(PixelScale(), [str(i) for i in range(10)])
+        out["train_flops_ratio_to_mnist_epoch"] = round(flops / training_flops(digits, mnist["train_samples"]), 1)
     return out
+
+
+def training_flops(model, samples: int) -> int:
+    """Floating-point operations of training `model` (every member) on `samples` images."""
+    from kws.model import TRAINING_PASSES, forward_flops
+
+    return TRAINING_PASSES * forward_flops(model.net, *model.frontend.image_shape) * samples
 
 
 def bench_scale(data: Path) -> dict:

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from kws.datasets.speech_commands import speaker_of
+from kws.train import autocast_dtype
 
 from .conftest import REPO, SHARED
 
@@ -27,6 +29,8 @@ def test_training_peak_peers_and_int8_sections_run_in_smoke_mode(trained_run, tm
     assert results["training"]["cpu"]["chapter4"]["samples_per_s"] > 0
     peak = results["peak"]
     assert peak["matmul_gflops"] > 0
+    native = autocast_dtype("auto", torch.device("cpu")) is not None  # the bfloat16 product only where it is native
+    assert (peak.get("matmul_gflops_bfloat16", 0) > 0) == native
     for side in ("mnist", "log_mel"):
         assert 0 < peak[side]["fraction_of_peak"] and peak[side]["training_flops_per_sample"] > 0
         assert abs(sum(peak[side]["step_share"].values()) - 1) < 0.01
@@ -43,6 +47,23 @@ def test_training_peak_peers_and_int8_sections_run_in_smoke_mode(trained_run, tm
     assert int8["size_kb"]["int8"] < int8["size_kb"]["float32"]
     assert int8["int8_agrees_with_pytorch"] >= 0.9
     assert int8["one_thread_per_hop"]["onnx_int8"]["p50_ms"] > 0
+
+
+def test_training_flops_count_every_member_and_sample():
+    """`run.training_flops`, which the quick start's arithmetic ratio rests on: the chapter-4 net on a
+    digit is the hand count of test_model (per image, times the training passes), and two voting
+    nets on a log-mel image cost twice one."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from run import training_flops
+
+    from kws.features import LogMel, PixelScale
+    from kws.model import TRAINING_PASSES, new_classifier
+
+    by_hand = 756_928  # multiply-adds, counted layer by layer in test_model
+    digits = new_classifier(PixelScale(), [str(i) for i in range(10)])
+    assert training_flops(digits, 100) == 100 * TRAINING_PASSES * 2 * by_hand
+    one, two = (training_flops(new_classifier(LogMel(), ["a", "b"], members=m), 7) for m in (1, 2))
+    assert two == 2 * one > 0
 
 
 def test_per_keyword_thresholds_are_the_best_choice_within_the_budget():
