@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from kws.audio import load_audio  # noqa: E402
 from kws.checkpoint import load_model, save_model  # noqa: E402
 from kws.features import LogMel, PixelScale  # noqa: E402
-from kws.model import new_classifier  # noqa: E402
+from kws.model import TRAINING_PASSES, forward_flops, new_classifier  # noqa: E402
 from kws.stream import DetectorConfig, StreamingDetector, detect_array  # noqa: E402
 
 LABELS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -509,15 +509,13 @@ def bench_quickstart(data: Path) -> dict:
         out["ratio_to_mnist_epoch"] = round(wall / mnist["seconds_per_epoch"], 1)
         # The ratio the training alone would have at the MNIST epoch's rate of arithmetic, the
         # corpus built in no time: what the quick start's nets, images and epochs cost.
-        digits = new_classifier(PixelScale(), [str(i) for i in range(10)])
-        out["train_flops_ratio_to_mnist_epoch"] = round(flops / training_flops(digits, mnist["train_samples"]), 1)
+        mnist_net = new_classifier(PixelScale(), [str(i) for i in range(10)])
+        out["train_flops_ratio_to_mnist_epoch"] = round(flops / training_flops(mnist_net, mnist["train_samples"]), 1)
     return out
 
 
 def training_flops(model, samples: int) -> int:
     """Floating-point operations of training `model` (every member) on `samples` images."""
-    from kws.model import TRAINING_PASSES, forward_flops
-
     return TRAINING_PASSES * forward_flops(model.net, *model.frontend.image_shape) * samples
 
 
