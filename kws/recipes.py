@@ -127,11 +127,16 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
 SYNTH_MARKER = "synth_config.txt"  # written by `kws synth` into every corpus it builds
 
 
+def built_by_synth(folder: str | Path | None) -> bool:
+    """Whether a folder is a corpus `kws synth` built, wherever it lives: it carries the marker file."""
+    return bool(folder) and (Path(folder) / SYNTH_MARKER).is_file()
+
+
 def recipe_for(dataset: str) -> str:
     """The recipe a dataset gets by default, from what it is rather than what it is called."""
     if "+" in dataset:
         return "hybrid"
-    if (Path(dataset) / SYNTH_MARKER).is_file():
+    if built_by_synth(dataset):
         return "synth"
     for recipe in RECIPES.values():
         if recipe.data == dataset:

@@ -83,7 +83,9 @@ class Splits:
 
     def is_synthetic(self) -> bool:
         """Whether these splits are one corpus `kws synth` built, which teaches its own other words."""
-        return _built_by_synth(self.info.get("root"))
+        from ..recipes import built_by_synth
+
+        return built_by_synth(self.info.get("root"))
 
     def keyword_rows(self) -> torch.Tensor:
         """(n,) bool: which training rows are keywords, not `_silence_` or any `_unknown_` class."""
@@ -106,13 +108,14 @@ class Splits:
     def keywords_only_synthetic(self) -> list[str]:
         """Joined sources, some of them recordings: the keywords whose training clips all come from
         corpora `kws synth` built, in label order; [] for one source or none recorded."""
+        from ..recipes import built_by_synth
         from .speech_commands import NON_KEYWORDS
 
         present = self.labels_in_sources()
         roots = [info.get("root") for info in self.info.get("sources", [])]
         if present is None or len(roots) != len(present):  # (splits put together by hand: no roots)
             return []
-        synthetic = torch.tensor([_built_by_synth(root) for root in roots])
+        synthetic = torch.tensor([built_by_synth(root) for root in roots])
         if synthetic.all():
             return []
         recorded = present[~synthetic].any(0)
@@ -193,20 +196,13 @@ def load_dataset(name: str, data_dir: Path, *, task: str = "12", words: list[str
         return images.load(name, data_dir, seed=seed, progress=progress)
     path = Path(name)
     if path.is_dir():
-        from ..recipes import SYNTH_MARKER
+        from ..recipes import built_by_synth
         from . import speech_commands
 
-        if (path / SYNTH_MARKER).is_file():  # a corpus `kws synth` built, wherever it lives
+        if built_by_synth(path):
             return _synth_corpus(path, None, task, words, seed, near_misses, progress, unknown)
         return speech_commands.load(path, task, words, seed, **unknown)
     raise UserError(f"--dataset {name}: not speech-commands, synth, mnist, digits, nor a folder")
-
-
-def _built_by_synth(root: str | Path | None) -> bool:
-    """Whether a source's folder is a corpus `kws synth` built: it carries the marker file."""
-    from ..recipes import SYNTH_MARKER
-
-    return bool(root) and (Path(root) / SYNTH_MARKER).is_file()
 
 
 def join(parts: list[Splits], order: list[str] | None = None, balance: float = 0.0) -> Splits:
